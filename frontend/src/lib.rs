@@ -1,0 +1,1 @@
+//! whittle-frontend: decodes ONNX models into the IR and writes the IR back as ONNX.

@@ -1,0 +1,215 @@
+//! The reference evaluator (`ir::eval`): plain, obviously-correct code for every op. It is
+//! the oracle that every pass and backend is tested against, so clarity beats speed here;
+//! accumulations (sums, dot products, variances) run in f64.
+
+mod conv;
+mod elementwise;
+mod linalg;
+mod movement;
+mod norm;
+mod pool;
+mod quant;
+mod reduce;
+mod resize;
+pub mod util;
+
+use crate::{Graph, IrError, Op, Tensor, Value};
+use std::collections::HashMap;
+
+/// Result of one op: its outputs, or a message (the caller adds node name and op).
+pub type OpResult = Result<Vec<Tensor>, String>;
+
+/// Input `i`, which the op requires.
+pub(crate) fn req<'a>(ins: &[Option<&'a Tensor>], i: usize, what: &str) -> Result<&'a Tensor, String> {
+    ins.get(i).copied().flatten().ok_or_else(|| format!("missing required input {i} ({what})"))
+}
+
+/// Input `i` if present.
+pub(crate) fn opt<'a>(ins: &[Option<&'a Tensor>], i: usize) -> Option<&'a Tensor> {
+    ins.get(i).copied().flatten()
+}
+
+/// Evaluates one op on concrete inputs. `num_outputs` is the number of output ports the
+/// node has (some ops, like `Split` or `MaxPool` with indices, depend on it).
+pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult {
+    use Op::*;
+    match op {
+        Input(_) => Err("graph inputs are bound by `run`, not evaluated".into()),
+        Constant(t) => Ok(vec![(**t).clone()]),
+        Identity => Ok(vec![req(ins, 0, "input")?.clone()]),
+        Dropout => elementwise::dropout(ins, num_outputs),
+        Unary(u) => elementwise::unary(*u, ins),
+        Binary(b) => elementwise::binary(*b, ins),
+        Variadic(v) => elementwise::variadic(*v, ins),
+        LeakyRelu { alpha } => elementwise::leaky_relu(*alpha, ins),
+        Elu { alpha } => elementwise::elu(*alpha, ins),
+        HardSigmoid { alpha, beta } => elementwise::hard_sigmoid(*alpha, *beta, ins),
+        Gelu { approximate } => elementwise::gelu(*approximate, ins),
+        Clip => elementwise::clip(ins),
+        Where => elementwise::where_(ins),
+        Cast { to } => Ok(vec![req(ins, 0, "input")?.cast(*to)]),
+        MatMul => linalg::matmul(ins),
+        Gemm { alpha, beta, trans_a, trans_b } => linalg::gemm(*alpha, *beta, *trans_a, *trans_b, ins),
+        Einsum { equation } => linalg::einsum(equation, ins),
+        Conv { window, group } => conv::conv(window, *group, ins),
+        ConvTranspose { window, group, output_padding, output_shape } => {
+            conv::conv_transpose(window, *group, output_padding, output_shape, ins)
+        }
+        BatchNormalization { epsilon } => norm::batch_norm(*epsilon, ins),
+        LayerNormalization { axis, epsilon } => norm::layer_norm(*axis, *epsilon, ins, num_outputs),
+        RmsNormalization { axis, epsilon } => norm::rms_norm(*axis, *epsilon, ins),
+        Softmax { axis, coerce_2d } => norm::softmax(*axis, *coerce_2d, false, ins),
+        LogSoftmax { axis, coerce_2d } => norm::softmax(*axis, *coerce_2d, true, ins),
+        Reduce { op, keepdims, noop_with_empty_axes } => {
+            reduce::reduce(*op, *keepdims, *noop_with_empty_axes, ins)
+        }
+        ArgMax { axis, keepdims, select_last_index } => {
+            reduce::arg_extreme(true, *axis, *keepdims, *select_last_index, ins)
+        }
+        ArgMin { axis, keepdims, select_last_index } => {
+            reduce::arg_extreme(false, *axis, *keepdims, *select_last_index, ins)
+        }
+        TopK { axis, largest, sorted } => reduce::top_k(*axis, *largest, *sorted, ins),
+        CumSum { exclusive, reverse } => reduce::cum_sum(*exclusive, *reverse, ins),
+        MaxPool { window, ceil_mode, storage_order } => {
+            pool::max_pool(window, *ceil_mode, *storage_order, ins, num_outputs)
+        }
+        AveragePool { window, ceil_mode, count_include_pad } => {
+            pool::average_pool(window, *ceil_mode, *count_include_pad, ins)
+        }
+        GlobalAveragePool => pool::global_pool(false, ins),
+        GlobalMaxPool => pool::global_pool(true, ins),
+        Reshape { allowzero } => movement::reshape(*allowzero, ins),
+        Transpose { perm } => movement::transpose(perm.as_deref(), ins),
+        Flatten { axis } => movement::flatten(*axis, ins),
+        Squeeze => movement::squeeze(ins),
+        Unsqueeze => movement::unsqueeze(ins),
+        Concat { axis } => movement::concat(*axis, ins),
+        Split { axis, num_outputs: n } => movement::split(*axis, *n, ins),
+        Slice => movement::slice(ins),
+        Gather { axis } => movement::gather(*axis, ins),
+        GatherElements { axis } => movement::gather_elements(*axis, ins),
+        GatherNd { batch_dims } => movement::gather_nd(*batch_dims, ins),
+        Expand => movement::expand(ins),
+        Tile => movement::tile(ins),
+        Pad { mode } => movement::pad(*mode, ins),
+        Shape { start, end } => movement::shape(*start, *end, ins),
+        Size => Ok(vec![Tensor::scalar(req(ins, 0, "data")?.len() as i64)]),
+        ConstantOfShape { value } => movement::constant_of_shape(value, ins),
+        Range => movement::range(ins),
+        Trilu { upper } => movement::trilu(*upper, ins),
+        Resize(attrs) => resize::resize(attrs, ins),
+        NonZero => movement::non_zero(ins),
+        OneHot { axis } => movement::one_hot(*axis, ins),
+        QuantizeLinear { axis, block_size, output_dtype } => {
+            quant::quantize_linear(*axis, *block_size, *output_dtype, ins)
+        }
+        DequantizeLinear { axis, block_size } => quant::dequantize_linear(*axis, *block_size, ins),
+        DynamicQuantizeLinear => quant::dynamic_quantize_linear(ins),
+        MatMulInteger => linalg::matmul_integer(ins),
+        QLinearMatMul => linalg::qlinear_matmul(ins),
+    }
+}
+
+/// Runs the whole graph on named inputs and returns the outputs in graph order.
+///
+/// Each input must match its declared dtype and rank, known dimensions must match, and a
+/// symbolic dimension must take the same size everywhere it appears.
+pub fn run(g: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>, IrError> {
+    let mut env: HashMap<Value, Tensor> = HashMap::new();
+    let mut syms: HashMap<String, usize> = HashMap::new();
+    for (i, &id) in g.inputs().iter().enumerate() {
+        let name = g.input_name(i);
+        let t = inputs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| t)
+            .ok_or_else(|| IrError::Input { name: name.into(), msg: "missing: no value was given".into() })?;
+        check_input(name, g.input_type(i), t, &mut syms)?;
+        env.insert(Value::new(id, 0), t.clone());
+    }
+    for (n, _) in inputs {
+        if !(0..g.inputs().len()).any(|i| g.input_name(i) == *n) {
+            return Err(IrError::Input { name: n.to_string(), msg: "the model has no input of this name".into() });
+        }
+    }
+    // Remaining reads per value, so intermediate tensors are dropped after their last use.
+    let mut uses: HashMap<Value, usize> = HashMap::new();
+    for id in g.node_ids() {
+        for v in g.node_inputs(id).into_iter().flatten() {
+            *uses.entry(v).or_default() += 1;
+        }
+    }
+    for o in g.outputs() {
+        *uses.entry(o.value).or_default() += 1;
+    }
+    for id in g.topo_order()? {
+        let node = g.node(id);
+        if matches!(node.op, Op::Input(_)) {
+            continue;
+        }
+        let ins = g.node_inputs(id);
+        let outs = {
+            let args: Vec<Option<&Tensor>> = ins.iter().map(|v| v.and_then(|v| env.get(&v))).collect();
+            eval_op(&node.op, &args, node.outputs.len()).map_err(|msg| IrError::Eval {
+                node: node.name.clone(),
+                op: node.op.kind_name(),
+                msg,
+            })?
+        };
+        for v in ins.into_iter().flatten() {
+            if let Some(u) = uses.get_mut(&v) {
+                *u -= 1;
+                if *u == 0 {
+                    env.remove(&v);
+                }
+            }
+        }
+        for (p, t) in outs.into_iter().enumerate().take(node.outputs.len()) {
+            let v = Value::new(id, p);
+            if uses.get(&v).copied().unwrap_or(0) > 0 {
+                env.insert(v, t);
+            }
+        }
+    }
+    g.outputs()
+        .iter()
+        .map(|o| {
+            let t = env.get(&o.value).cloned().ok_or_else(|| {
+                IrError::Graph(format!("output '{}' was not computed", o.name))
+            })?;
+            Ok((o.name.clone(), t))
+        })
+        .collect()
+}
+
+fn check_input(
+    name: &str,
+    ty: &crate::TensorType,
+    t: &Tensor,
+    syms: &mut HashMap<String, usize>,
+) -> Result<(), IrError> {
+    let err = |msg: String| IrError::Input { name: name.into(), msg };
+    if t.dtype() != ty.dtype {
+        return Err(err(format!("expected dtype {} but got {}", ty.dtype, t.dtype())));
+    }
+    let Some(dims) = &ty.shape else { return Ok(()) };
+    if dims.len() != t.rank() {
+        return Err(err(format!("expected shape {ty} (rank {}) but got {:?}", dims.len(), t.shape())));
+    }
+    for (i, (d, &n)) in dims.iter().zip(t.shape()).enumerate() {
+        match d {
+            crate::Dim::Known(k) if *k != n => {
+                return Err(err(format!("expected shape {ty} but got {:?} (dimension {i})", t.shape())))
+            }
+            crate::Dim::Sym(s) => {
+                let prev = *syms.entry(s.clone()).or_insert(n);
+                if prev != n {
+                    return Err(err(format!("dimension '{s}' is {prev} elsewhere but {n} here")));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

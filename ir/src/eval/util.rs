@@ -1,0 +1,1 @@
+//! Shared helpers of the evaluator: broadcasting, strides, axis normalisation.

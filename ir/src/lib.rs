@@ -1,0 +1,19 @@
+//! whittle-ir: the graph IR every other crate shares — dtypes, shapes, tensors, the closed
+//! `Op` set, the graph, its text format and verifier, shape inference and the reference
+//! evaluator. It knows nothing of ONNX protobufs, Cranelift or LLVM, and holds no
+//! execution state.
+
+mod dtype;
+mod error;
+pub mod eval;
+mod graph;
+mod op;
+mod shape;
+mod tensor;
+
+pub use dtype::DType;
+pub use error::IrError;
+pub use graph::{Edge, Graph, GraphOutput, Node, NodeId, Value, ValueInfo};
+pub use op::*;
+pub use shape::{Dim, TensorType};
+pub use tensor::{Element, Tensor, TensorData};

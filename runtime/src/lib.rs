@@ -1,0 +1,1 @@
+//! whittle-runtime: backends behind one trait, and tensor files (.npy/.npz) in and out.

@@ -1,0 +1,1 @@
+//! whittle-tests: shared helpers of the integration tests and the conformance runner.
