@@ -10,6 +10,7 @@ mod graph;
 mod op;
 mod shape;
 mod tensor;
+pub mod text;
 
 pub use dtype::DType;
 pub use error::IrError;

@@ -1,44 +1,407 @@
-//! Elementwise ops with numpy broadcasting: unary math, binary arithmetic and comparison, activations, Where, Clip, Dropout.
-#![allow(unused_variables, unused_imports)]
+//! Elementwise ops with numpy broadcasting: unary math, binary arithmetic and comparison,
+//! activations, Where, Clip, Dropout. Floating math runs in f64 and rounds to the output
+//! dtype; integer math runs exactly in i128 and wraps to the output width like numpy.
+
+use super::util::{
+    broadcast_all, broadcast_index_map, broadcast_to, int_tensor, map_float, round_half_even,
+    select_tensor, to_i128_vec,
+};
 use super::{opt, req, OpResult};
 use crate::*;
 
+/// Inference-mode Dropout: the input passes through; the optional mask is all true.
 pub fn dropout(ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult {
-    Err("not implemented yet in the reference evaluator".into())
+    let x = req(ins, 0, "data")?;
+    let ratio = match opt(ins, 1) {
+        Some(r) => r.to_f64_vec().first().copied().unwrap_or(0.5),
+        None => 0.5,
+    };
+    let training = match opt(ins, 2) {
+        Some(t) => t.to_f64_vec().first().is_some_and(|&v| v != 0.0),
+        None => false,
+    };
+    if training && ratio != 0.0 {
+        return Err("training-mode Dropout is not supported".into());
+    }
+    let mut outs = vec![x.clone()];
+    if num_outputs >= 2 {
+        outs.push(Tensor::from_vec(x.shape().to_vec(), vec![true; x.len()]));
+    }
+    Ok(outs)
+}
+
+/// erf(x) to near f64 precision: `2/√π · e^{-x²} · Σ 2ⁿ x^{2n+1} / (2n+1)!!`, a series of
+/// positive terms (no cancellation); |x| ≥ 6 is ±1 within f64.
+pub(crate) fn erf(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    if x.abs() >= 6.0 {
+        return x.signum();
+    }
+    let x2 = x * x;
+    let mut term = x;
+    let mut sum = x;
+    let mut n = 0.0;
+    while term.abs() > sum.abs() * 1e-17 {
+        n += 1.0;
+        term *= 2.0 * x2 / (2.0 * n + 1.0);
+        sum += term;
+        if n > 500.0 {
+            break;
+        }
+    }
+    2.0 / std::f64::consts::PI.sqrt() * (-x2).exp() * sum
+}
+
+fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
 }
 
 pub fn unary(op: UnaryOp, ins: &[Option<&Tensor>]) -> OpResult {
-    Err("not implemented yet in the reference evaluator".into())
+    use UnaryOp::*;
+    let x = req(ins, 0, "X")?;
+    if x.dtype().is_float() {
+        let f: fn(f64) -> f64 = match op {
+            Neg => |v| -v,
+            Abs => f64::abs,
+            Sqrt => f64::sqrt,
+            Reciprocal => |v| 1.0 / v,
+            Exp => f64::exp,
+            Log => f64::ln,
+            Erf => erf,
+            Tanh => f64::tanh,
+            Sigmoid => sigmoid,
+            Relu => |v| if v > 0.0 || v.is_nan() { v } else { 0.0 },
+            Sin => f64::sin,
+            Cos => f64::cos,
+            Floor => f64::floor,
+            Ceil => f64::ceil,
+            Round => round_half_even,
+            Sign => |v| {
+                if v > 0.0 {
+                    1.0
+                } else if v < 0.0 {
+                    -1.0
+                } else {
+                    v
+                }
+            },
+            HardSwish => |v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0),
+            Not => return Err("Not needs a bool input".into()),
+        };
+        return Ok(vec![map_float(x, f)?]);
+    }
+    let v = to_i128_vec(x).ok_or("unsupported dtype")?;
+    let dt = x.dtype();
+    if dt == DType::Bool {
+        return match op {
+            Not => Ok(vec![int_tensor(dt, x.shape().to_vec(), &v.iter().map(|&b| (b == 0) as i128).collect::<Vec<_>>())?]),
+            _ => Err(format!("{op:?} does not accept bool input")),
+        };
+    }
+    let f: fn(i128) -> i128 = match op {
+        Neg => |a| -a,
+        Abs => i128::abs,
+        Relu => |a| a.max(0),
+        Sign => i128::signum,
+        Floor | Ceil | Round => |a| a,
+        _ => return Err(format!("{op:?} does not accept integer input ({dt})")),
+    };
+    let out: Vec<i128> = v.into_iter().map(f).collect();
+    Ok(vec![int_tensor(dt, x.shape().to_vec(), &out)?])
+}
+
+/// numpy `mod` on floats: the remainder takes the sign of the divisor.
+fn float_mod(a: f64, b: f64) -> f64 {
+    let r = a % b;
+    if r != 0.0 && ((r < 0.0) != (b < 0.0)) {
+        r + b
+    } else if r == 0.0 {
+        // numpy gives a zero with the divisor's sign.
+        0.0f64.copysign(b)
+    } else {
+        r
+    }
+}
+
+fn int_pow(base: i128, exp: i128) -> Result<i128, String> {
+    if exp < 0 {
+        return Err("integers to negative integer powers are not allowed".into());
+    }
+    let mut result: i128 = 1;
+    let mut b = base;
+    let mut e = exp;
+    // Square-and-multiply with wrapping: the low 64 bits stay exact.
+    while e > 0 {
+        if e & 1 == 1 {
+            result = result.wrapping_mul(b);
+        }
+        b = b.wrapping_mul(b);
+        e >>= 1;
+    }
+    Ok(result)
+}
+
+/// Broadcasts the inputs and returns (out_shape, per-input flat index maps).
+fn broadcast_inputs(ts: &[&Tensor]) -> Result<(Vec<usize>, Vec<Vec<usize>>), String> {
+    let shapes: Vec<&[usize]> = ts.iter().map(|t| t.shape()).collect();
+    let out = broadcast_all(&shapes)?;
+    let maps = ts.iter().map(|t| broadcast_index_map(t.shape(), &out)).collect::<Result<_, _>>()?;
+    Ok((out, maps))
 }
 
 pub fn binary(op: BinaryOp, ins: &[Option<&Tensor>]) -> OpResult {
-    Err("not implemented yet in the reference evaluator".into())
+    use BinaryOp::*;
+    let a = req(ins, 0, "A")?;
+    let b = req(ins, 1, "B")?;
+    if op != Pow && a.dtype() != b.dtype() {
+        return Err(format!("input dtypes differ: {} and {}", a.dtype(), b.dtype()));
+    }
+    let (shape, maps) = broadcast_inputs(&[a, b])?;
+    let (ma, mb) = (&maps[0], &maps[1]);
+    let dt = a.dtype();
+    let cmp = matches!(op, Equal | Less | LessOrEqual | Greater | GreaterOrEqual);
+    if matches!(op, And | Or | Xor) {
+        let (Some(x), Some(y)) = (a.as_slice::<bool>(), b.as_slice::<bool>()) else {
+            return Err(format!("{op:?} needs bool inputs"));
+        };
+        let out = ma
+            .iter()
+            .zip(mb)
+            .map(|(&i, &j)| match op {
+                And => x[i] && y[j],
+                Or => x[i] || y[j],
+                _ => x[i] != y[j],
+            })
+            .collect();
+        return Ok(vec![Tensor::from_vec(shape, out)]);
+    }
+    if dt.is_float() || (op == Pow && b.dtype().is_float()) {
+        let x = a.to_f64_vec();
+        let y = b.to_f64_vec();
+        if cmp {
+            let out = ma
+                .iter()
+                .zip(mb)
+                .map(|(&i, &j)| {
+                    let (p, q) = (x[i], y[j]);
+                    match op {
+                        Equal => p == q,
+                        Less => p < q,
+                        LessOrEqual => p <= q,
+                        Greater => p > q,
+                        _ => p >= q,
+                    }
+                })
+                .collect();
+            return Ok(vec![Tensor::from_vec(shape, out)]);
+        }
+        let f: fn(f64, f64) -> f64 = match op {
+            Add => |p, q| p + q,
+            Sub => |p, q| p - q,
+            Mul => |p, q| p * q,
+            Div => |p, q| p / q,
+            Pow => f64::powf,
+            Mod => float_mod,
+            FMod => |p, q| p % q,
+            _ => unreachable!("comparisons and logic handled above"),
+        };
+        let out: Vec<f64> = ma.iter().zip(mb).map(|(&i, &j)| f(x[i], y[j])).collect();
+        // Pow keeps the base dtype (an integer base truncates, like numpy `astype`).
+        return Ok(vec![Tensor::from_f64(dt, shape, &out)]);
+    }
+    let x = to_i128_vec(a).ok_or("unsupported dtype")?;
+    let y = to_i128_vec(b).ok_or("unsupported dtype")?;
+    if cmp {
+        let out = ma
+            .iter()
+            .zip(mb)
+            .map(|(&i, &j)| {
+                let (p, q) = (x[i], y[j]);
+                match op {
+                    Equal => p == q,
+                    Less => p < q,
+                    LessOrEqual => p <= q,
+                    Greater => p > q,
+                    _ => p >= q,
+                }
+            })
+            .collect();
+        return Ok(vec![Tensor::from_vec(shape, out)]);
+    }
+    if dt == DType::Bool {
+        return Err(format!("{op:?} does not accept bool inputs"));
+    }
+    let mut out = Vec::with_capacity(ma.len());
+    for (&i, &j) in ma.iter().zip(mb) {
+        let (p, q) = (x[i], y[j]);
+        // Division by zero gives 0, as numpy does for integers.
+        let r = match op {
+            Add => p.wrapping_add(q),
+            Sub => p.wrapping_sub(q),
+            Mul => p.wrapping_mul(q),
+            Div => p.checked_div(q).unwrap_or(0),
+            Mod => p.checked_rem_euclid(q).map_or(0, |r| if r != 0 && q < 0 { r + q } else { r }),
+            FMod => p.checked_rem(q).unwrap_or(0),
+            Pow => int_pow(p, q)?,
+            _ => unreachable!("comparisons and logic handled above"),
+        };
+        out.push(r);
+    }
+    Ok(vec![int_tensor(dt, shape, &out)?])
 }
 
 pub fn variadic(op: VariadicOp, ins: &[Option<&Tensor>]) -> OpResult {
-    Err("not implemented yet in the reference evaluator".into())
+    let ts: Vec<&Tensor> = ins.iter().copied().flatten().collect();
+    let Some(first) = ts.first() else {
+        return Err("needs at least one input".into());
+    };
+    let dt = first.dtype();
+    if let Some(t) = ts.iter().find(|t| t.dtype() != dt) {
+        return Err(format!("input dtypes differ: {dt} and {}", t.dtype()));
+    }
+    let (shape, maps) = broadcast_inputs(&ts)?;
+    let n = shape.iter().product::<usize>();
+    let count = ts.len();
+    if dt.is_float() {
+        let vals: Vec<Vec<f64>> = ts.iter().map(|t| t.to_f64_vec()).collect();
+        let mut out = Vec::with_capacity(n);
+        for k in 0..n {
+            let mut it = vals.iter().zip(&maps).map(|(v, m)| v[m[k]]);
+            let first = it.next().unwrap_or(0.0);
+            let r = it.fold(first, |acc, v| match op {
+                // np.maximum / np.minimum propagate NaN.
+                VariadicOp::Max => {
+                    if acc.is_nan() || v.is_nan() {
+                        f64::NAN
+                    } else {
+                        acc.max(v)
+                    }
+                }
+                VariadicOp::Min => {
+                    if acc.is_nan() || v.is_nan() {
+                        f64::NAN
+                    } else {
+                        acc.min(v)
+                    }
+                }
+                VariadicOp::Sum | VariadicOp::Mean => acc + v,
+            });
+            out.push(if op == VariadicOp::Mean { r / count as f64 } else { r });
+        }
+        return Ok(vec![Tensor::from_f64(dt, shape, &out)]);
+    }
+    if dt == DType::Bool {
+        return Err(format!("{op:?} does not accept bool inputs"));
+    }
+    let vals: Vec<Vec<i128>> = ts.iter().map(|t| to_i128_vec(t).unwrap_or_default()).collect();
+    let mut out = Vec::with_capacity(n);
+    for k in 0..n {
+        let mut it = vals.iter().zip(&maps).map(|(v, m)| v.get(m[k]).copied().unwrap_or(0));
+        let first = it.next().unwrap_or(0);
+        let r = it.fold(first, |acc, v| match op {
+            VariadicOp::Max => acc.max(v),
+            VariadicOp::Min => acc.min(v),
+            VariadicOp::Sum | VariadicOp::Mean => acc.wrapping_add(v),
+        });
+        // Mean divides in floating point and truncates back, like the reference.
+        out.push(if op == VariadicOp::Mean { (r as f64 / count as f64) as i128 } else { r });
+    }
+    Ok(vec![int_tensor(dt, shape, &out)?])
 }
 
 pub fn leaky_relu(alpha: f32, ins: &[Option<&Tensor>]) -> OpResult {
-    Err("not implemented yet in the reference evaluator".into())
+    let a = alpha as f64;
+    Ok(vec![map_float(req(ins, 0, "X")?, |v| if v < 0.0 { a * v } else { v })?])
 }
 
 pub fn elu(alpha: f32, ins: &[Option<&Tensor>]) -> OpResult {
-    Err("not implemented yet in the reference evaluator".into())
+    let a = alpha as f64;
+    Ok(vec![map_float(req(ins, 0, "X")?, |v| if v < 0.0 { a * (v.exp() - 1.0) } else { v })?])
 }
 
 pub fn hard_sigmoid(alpha: f32, beta: f32, ins: &[Option<&Tensor>]) -> OpResult {
-    Err("not implemented yet in the reference evaluator".into())
+    let (a, b) = (alpha as f64, beta as f64);
+    Ok(vec![map_float(req(ins, 0, "X")?, |v| (a * v + b).clamp(0.0, 1.0))?])
 }
 
 pub fn gelu(approximate: GeluApprox, ins: &[Option<&Tensor>]) -> OpResult {
-    Err("not implemented yet in the reference evaluator".into())
+    let x = req(ins, 0, "X")?;
+    let y = match approximate {
+        GeluApprox::None => map_float(x, |v| 0.5 * v * (1.0 + erf(v / std::f64::consts::SQRT_2)))?,
+        GeluApprox::Tanh => map_float(x, |v| {
+            let c = (2.0 / std::f64::consts::PI).sqrt();
+            0.5 * v * (1.0 + (c * (v + 0.044715 * v * v * v)).tanh())
+        })?,
+    };
+    Ok(vec![y])
 }
 
+/// `Clip`: `min(max(x, lo), hi)` like `np.clip` (so `hi` wins when `lo > hi`); NaN passes.
 pub fn clip(ins: &[Option<&Tensor>]) -> OpResult {
-    Err("not implemented yet in the reference evaluator".into())
+    let x = req(ins, 0, "input")?;
+    let lo = opt(ins, 1).filter(|t| !t.is_empty());
+    let hi = opt(ins, 2).filter(|t| !t.is_empty());
+    let dt = x.dtype();
+    for b in [lo, hi].into_iter().flatten() {
+        if b.dtype() != dt {
+            return Err(format!("bound dtype {} differs from input dtype {dt}", b.dtype()));
+        }
+        if b.len() != 1 {
+            return Err(format!("min/max must be scalars, got shape {:?}", b.shape()));
+        }
+    }
+    if dt.is_float() {
+        let l = lo.map(|t| t.get_f64(0));
+        let h = hi.map(|t| t.get_f64(0));
+        let y = map_float(x, |v| {
+            let mut r = v;
+            if let Some(l) = l {
+                r = if r.is_nan() || l.is_nan() { f64::NAN } else { r.max(l) };
+            }
+            if let Some(h) = h {
+                r = if r.is_nan() || h.is_nan() { f64::NAN } else { r.min(h) };
+            }
+            r
+        })?;
+        return Ok(vec![y]);
+    }
+    let v = to_i128_vec(x).ok_or("unsupported dtype")?;
+    let l = lo.and_then(to_i128_vec).and_then(|v| v.first().copied());
+    let h = hi.and_then(to_i128_vec).and_then(|v| v.first().copied());
+    let out: Vec<i128> = v
+        .into_iter()
+        .map(|mut r| {
+            if let Some(l) = l {
+                r = r.max(l);
+            }
+            if let Some(h) = h {
+                r = r.min(h);
+            }
+            r
+        })
+        .collect();
+    Ok(vec![int_tensor(dt, x.shape().to_vec(), &out)?])
 }
 
 pub fn where_(ins: &[Option<&Tensor>]) -> OpResult {
-    Err("not implemented yet in the reference evaluator".into())
+    let c = req(ins, 0, "condition")?;
+    let x = req(ins, 1, "X")?;
+    let y = req(ins, 2, "Y")?;
+    let cond = c.as_slice::<bool>().ok_or("condition must be bool")?;
+    if x.dtype() != y.dtype() {
+        return Err(format!("X and Y dtypes differ: {} and {}", x.dtype(), y.dtype()));
+    }
+    let shape = broadcast_all(&[c.shape(), x.shape(), y.shape()])?;
+    let cm = broadcast_index_map(c.shape(), &shape)?;
+    let cond: Vec<bool> = cm.iter().map(|&i| cond[i]).collect();
+    let xb = broadcast_to(x, &shape)?;
+    let yb = broadcast_to(y, &shape)?;
+    Ok(vec![select_tensor(&cond, &xb, &yb)?])
 }

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""Check whittle against the real models prepared by scripts/fetch_models.py.
+
+    .venv/bin/python tests/models/check.py [--whittle PATH] [--cache models/cache]
+                                           [--models a,b] [--ort-only] [--keep]
+
+For every prepared model directory (see the layout at the top of scripts/fetch_models.py)
+two checks run:
+
+  run        WHITTLE run MODEL --input NAME=inputs/NAME.npy ... --output-dir TMP --backend reference
+             then each TMP/<sanitized output>.npy is compared with expected/<same>.npy:
+             pass when the relative L2 error ||a-b|| / ||b|| <= 1e-4 (and shapes match).
+  roundtrip  WHITTLE optimize MODEL -o TMP/rt.onnx --passes none  (load + write back; external
+             data may be written next to rt.onnx), then onnxruntime runs rt.onnx and the original
+             with the same inputs: pass when rel L2 <= 1e-6 for every output (max |diff| shown).
+
+--ort-only replaces both by one check per model that only needs onnxruntime: the cached
+model run on the cached inputs reproduces the cached expected outputs (rel L2 <= 1e-4).
+
+One line per check, then a closing line exactly `N passed, N failed`; the exit status is
+non-zero when any check failed. The whittle binary defaults to target/release/whittle,
+else target/debug/whittle; when none exists each whittle check fails saying so.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN_TOL = 1e-4
+ROUNDTRIP_TOL = 1e-6
+
+
+class Result:
+    def __init__(self) -> None:
+        self.passed = 0
+        self.failed = 0
+
+    def report(self, ok: bool, model: str, check: str, detail: str) -> None:
+        if ok:
+            self.passed += 1
+        else:
+            self.failed += 1
+        print(f"{'PASS' if ok else 'FAIL'}  {model:<14} {check:<10} {detail}", flush=True)
+
+
+def sanitize(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+
+
+def rel_l2(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def max_abs(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)), initial=0.0))
+
+
+def compare(outputs: dict, reference: dict, tol: float, where: str = "") -> tuple[bool, str]:
+    """Compare named outputs; returns (ok, 'name rel_l2=.. max_abs=..; ...')."""
+    ok, parts = True, []
+    for name, ref in reference.items():
+        got = outputs.get(name)
+        if got is None:
+            ok = False
+            parts.append(f"{name}: missing" + (f" (no {sanitize(name)}.npy in {where})" if where else ""))
+        elif got.shape != ref.shape:
+            ok = False
+            parts.append(f"{name}: shape {list(got.shape)} != expected {list(ref.shape)}")
+        else:
+            e = rel_l2(got, ref)
+            ok = ok and e <= tol
+            parts.append(f"{name} rel_l2={e:.2e} max_abs={max_abs(got, ref):.2e}")
+    return ok, "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- model dirs
+
+class Model:
+    def __init__(self, mdir: str):
+        with open(os.path.join(mdir, "meta.json")) as f:
+            self.meta = json.load(f)
+        self.dir = mdir
+        self.name = os.path.basename(mdir)
+        self.path = os.path.join(mdir, self.meta["model"])
+        self.input_files = {n: os.path.join(mdir, p) for n, p in self.meta["input_files"].items()}
+        self.inputs = {n: np.load(p) for n, p in self.input_files.items()}
+
+    def expected(self) -> dict:
+        return {n: np.load(os.path.join(self.dir, p)) for n, p in self.meta["output_files"].items()}
+
+
+def find_models(cache: str, only: list[str] | None) -> tuple[list[Model], list[str]]:
+    names = sorted(d for d in os.listdir(cache) if os.path.exists(os.path.join(cache, d, "meta.json")))
+    missing = [m for m in (only or []) if m not in names]
+    return [Model(os.path.join(cache, n)) for n in names if not only or n in only], missing
+
+
+def ort_run(path: str, feeds: dict) -> dict:
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(None, feeds)))
+
+
+# --------------------------------------------------------------------------- checks
+
+def check_ort(m: Model, res: Result) -> None:
+    t = time.time()
+    try:
+        ok, detail = compare(ort_run(m.path, m.inputs), m.expected(), RUN_TOL)
+    except Exception as e:
+        ok, detail = False, f"onnxruntime failed: {type(e).__name__}: {e}"
+    res.report(ok, m.name, "ort", f"{detail} ({time.time() - t:.1f}s)")
+
+
+def whittle_cmd(binary: str, args: list[str], timeout: float) -> tuple[bool, str]:
+    try:
+        p = subprocess.run([binary] + args, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False, f"timed out after {timeout:.0f}s"
+    if p.returncode != 0:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-3:]
+        return False, f"exit {p.returncode}: " + " | ".join(tail)
+    return True, ""
+
+
+def check_run(m: Model, binary: str, tmp: str, timeout: float, res: Result) -> None:
+    out_dir = os.path.join(tmp, "run")
+    os.makedirs(out_dir, exist_ok=True)
+    args = ["run", m.path]
+    for name, path in m.input_files.items():
+        args += ["--input", f"{name}={path}"]
+    args += ["--output-dir", out_dir, "--backend", "reference"]
+    t = time.time()
+    ok, why = whittle_cmd(binary, args, timeout)
+    if not ok:
+        res.report(False, m.name, "run", f"whittle run {why}")
+        return
+    got = {}
+    for name in m.meta["outputs"]:
+        f = os.path.join(out_dir, sanitize(name) + ".npy")
+        if os.path.exists(f):
+            got[name] = np.load(f)
+    ok, detail = compare(got, m.expected(), RUN_TOL, where="whittle's --output-dir")
+    res.report(ok, m.name, "run", f"{detail} ({time.time() - t:.1f}s)")
+
+
+def check_roundtrip(m: Model, binary: str, tmp: str, timeout: float, res: Result) -> None:
+    rt = os.path.join(tmp, "rt", "rt.onnx")
+    os.makedirs(os.path.dirname(rt), exist_ok=True)
+    t = time.time()
+    ok, why = whittle_cmd(binary, ["optimize", m.path, "-o", rt, "--passes", "none"], timeout)
+    if not ok:
+        res.report(False, m.name, "roundtrip", f"whittle optimize {why}")
+        return
+    if not os.path.exists(rt):
+        res.report(False, m.name, "roundtrip", f"whittle optimize exited 0 but wrote no {rt}")
+        return
+    try:
+        ok, detail = compare(ort_run(rt, m.inputs), ort_run(m.path, m.inputs), ROUNDTRIP_TOL)
+    except Exception as e:
+        ok, detail = False, f"onnxruntime on rt.onnx failed: {type(e).__name__}: {e}"
+    res.report(ok, m.name, "roundtrip", f"{detail} ({time.time() - t:.1f}s)")
+
+
+def default_binary() -> str:
+    for sub in ("release", "debug"):
+        path = os.path.join(REPO, "target", sub, "whittle")
+        if os.path.exists(path):
+            return path
+    return os.path.join(REPO, "target", "release", "whittle")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="Check whittle on the real models in the cache.")
+    ap.add_argument("--whittle", default=None, help="whittle binary (default target/{release,debug}/whittle)")
+    ap.add_argument("--cache", default=os.path.join(REPO, "models", "cache"))
+    ap.add_argument("--models", default="", help="comma-separated subset of the prepared models")
+    ap.add_argument("--ort-only", action="store_true", help="only validate the cache with onnxruntime")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed per whittle command")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary output directories")
+    args = ap.parse_args()
+
+    res = Result()
+    only = [m for m in args.models.split(",") if m] or None
+    cache = os.path.abspath(args.cache)
+    models, missing = find_models(cache, only) if os.path.isdir(cache) else ([], only or ["(any)"])
+    for name in missing:
+        res.report(False, name, "prepare", f"not prepared in {cache}: run .venv/bin/python scripts/fetch_models.py")
+    if not models and not missing:
+        res.report(False, "(none)", "prepare", f"no prepared models in {cache}: run scripts/fetch_models.py")
+
+    binary = os.path.abspath(args.whittle) if args.whittle else default_binary()
+    have_binary = os.path.isfile(binary) and os.access(binary, os.X_OK)
+    for m in models:
+        if args.ort_only:
+            check_ort(m, res)
+            continue
+        if not have_binary:
+            for check in ("run", "roundtrip"):
+                res.report(False, m.name, check, f"whittle binary not found at {binary} (cargo build --release)")
+            continue
+        tmp = tempfile.mkdtemp(prefix=f"whittle-check-{m.name}-")
+        try:
+            check_run(m, binary, tmp, args.timeout, res)
+            check_roundtrip(m, binary, tmp, args.timeout, res)
+        finally:
+            if args.keep:
+                print(f"      outputs kept in {tmp}")
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"{res.passed} passed, {res.failed} failed")
+    return 1 if res.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
