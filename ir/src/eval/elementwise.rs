@@ -101,7 +101,11 @@ pub fn unary(op: UnaryOp, ins: &[Option<&Tensor>]) -> OpResult {
     let dt = x.dtype();
     if dt == DType::Bool {
         return match op {
-            Not => Ok(vec![int_tensor(dt, x.shape().to_vec(), &v.iter().map(|&b| (b == 0) as i128).collect::<Vec<_>>())?]),
+            Not => Ok(vec![int_tensor(
+                dt,
+                x.shape().to_vec(),
+                &v.iter().map(|&b| (b == 0) as i128).collect::<Vec<_>>(),
+            )?]),
             _ => Err(format!("{op:?} does not accept bool input")),
         };
     }
@@ -152,7 +156,10 @@ fn int_pow(base: i128, exp: i128) -> Result<i128, String> {
 fn broadcast_inputs(ts: &[&Tensor]) -> Result<(Vec<usize>, Vec<Vec<usize>>), String> {
     let shapes: Vec<&[usize]> = ts.iter().map(|t| t.shape()).collect();
     let out = broadcast_all(&shapes)?;
-    let maps = ts.iter().map(|t| broadcast_index_map(t.shape(), &out)).collect::<Result<_, _>>()?;
+    let maps = ts
+        .iter()
+        .map(|t| broadcast_index_map(t.shape(), &out))
+        .collect::<Result<_, _>>()?;
     Ok((out, maps))
 }
 
@@ -161,7 +168,11 @@ pub fn binary(op: BinaryOp, ins: &[Option<&Tensor>]) -> OpResult {
     let a = req(ins, 0, "A")?;
     let b = req(ins, 1, "B")?;
     if op != Pow && a.dtype() != b.dtype() {
-        return Err(format!("input dtypes differ: {} and {}", a.dtype(), b.dtype()));
+        return Err(format!(
+            "input dtypes differ: {} and {}",
+            a.dtype(),
+            b.dtype()
+        ));
     }
     let (shape, maps) = broadcast_inputs(&[a, b])?;
     let (ma, mb) = (&maps[0], &maps[1]);
@@ -247,7 +258,9 @@ pub fn binary(op: BinaryOp, ins: &[Option<&Tensor>]) -> OpResult {
             Sub => p.wrapping_sub(q),
             Mul => p.wrapping_mul(q),
             Div => p.checked_div(q).unwrap_or(0),
-            Mod => p.checked_rem_euclid(q).map_or(0, |r| if r != 0 && q < 0 { r + q } else { r }),
+            Mod => p
+                .checked_rem_euclid(q)
+                .map_or(0, |r| if r != 0 && q < 0 { r + q } else { r }),
             FMod => p.checked_rem(q).unwrap_or(0),
             Pow => int_pow(p, q)?,
             _ => unreachable!("comparisons and logic handled above"),
@@ -293,17 +306,27 @@ pub fn variadic(op: VariadicOp, ins: &[Option<&Tensor>]) -> OpResult {
                 }
                 VariadicOp::Sum | VariadicOp::Mean => acc + v,
             });
-            out.push(if op == VariadicOp::Mean { r / count as f64 } else { r });
+            out.push(if op == VariadicOp::Mean {
+                r / count as f64
+            } else {
+                r
+            });
         }
         return Ok(vec![Tensor::from_f64(dt, shape, &out)]);
     }
     if dt == DType::Bool {
         return Err(format!("{op:?} does not accept bool inputs"));
     }
-    let vals: Vec<Vec<i128>> = ts.iter().map(|t| to_i128_vec(t).unwrap_or_default()).collect();
+    let vals: Vec<Vec<i128>> = ts
+        .iter()
+        .map(|t| to_i128_vec(t).unwrap_or_default())
+        .collect();
     let mut out = Vec::with_capacity(n);
     for k in 0..n {
-        let mut it = vals.iter().zip(&maps).map(|(v, m)| v.get(m[k]).copied().unwrap_or(0));
+        let mut it = vals
+            .iter()
+            .zip(&maps)
+            .map(|(v, m)| v.get(m[k]).copied().unwrap_or(0));
         let first = it.next().unwrap_or(0);
         let r = it.fold(first, |acc, v| match op {
             VariadicOp::Max => acc.max(v),
@@ -311,24 +334,42 @@ pub fn variadic(op: VariadicOp, ins: &[Option<&Tensor>]) -> OpResult {
             VariadicOp::Sum | VariadicOp::Mean => acc.wrapping_add(v),
         });
         // Mean divides in floating point and truncates back, like the reference.
-        out.push(if op == VariadicOp::Mean { (r as f64 / count as f64) as i128 } else { r });
+        out.push(if op == VariadicOp::Mean {
+            (r as f64 / count as f64) as i128
+        } else {
+            r
+        });
     }
     Ok(vec![int_tensor(dt, shape, &out)?])
 }
 
 pub fn leaky_relu(alpha: f32, ins: &[Option<&Tensor>]) -> OpResult {
     let a = alpha as f64;
-    Ok(vec![map_float(req(ins, 0, "X")?, |v| if v < 0.0 { a * v } else { v })?])
+    Ok(vec![map_float(req(ins, 0, "X")?, |v| {
+        if v < 0.0 {
+            a * v
+        } else {
+            v
+        }
+    })?])
 }
 
 pub fn elu(alpha: f32, ins: &[Option<&Tensor>]) -> OpResult {
     let a = alpha as f64;
-    Ok(vec![map_float(req(ins, 0, "X")?, |v| if v < 0.0 { a * (v.exp() - 1.0) } else { v })?])
+    Ok(vec![map_float(req(ins, 0, "X")?, |v| {
+        if v < 0.0 {
+            a * (v.exp() - 1.0)
+        } else {
+            v
+        }
+    })?])
 }
 
 pub fn hard_sigmoid(alpha: f32, beta: f32, ins: &[Option<&Tensor>]) -> OpResult {
     let (a, b) = (alpha as f64, beta as f64);
-    Ok(vec![map_float(req(ins, 0, "X")?, |v| (a * v + b).clamp(0.0, 1.0))?])
+    Ok(vec![map_float(req(ins, 0, "X")?, |v| {
+        (a * v + b).clamp(0.0, 1.0)
+    })?])
 }
 
 pub fn gelu(approximate: GeluApprox, ins: &[Option<&Tensor>]) -> OpResult {
@@ -351,10 +392,16 @@ pub fn clip(ins: &[Option<&Tensor>]) -> OpResult {
     let dt = x.dtype();
     for b in [lo, hi].into_iter().flatten() {
         if b.dtype() != dt {
-            return Err(format!("bound dtype {} differs from input dtype {dt}", b.dtype()));
+            return Err(format!(
+                "bound dtype {} differs from input dtype {dt}",
+                b.dtype()
+            ));
         }
         if b.len() != 1 {
-            return Err(format!("min/max must be scalars, got shape {:?}", b.shape()));
+            return Err(format!(
+                "min/max must be scalars, got shape {:?}",
+                b.shape()
+            ));
         }
     }
     if dt.is_float() {
@@ -363,10 +410,18 @@ pub fn clip(ins: &[Option<&Tensor>]) -> OpResult {
         let y = map_float(x, |v| {
             let mut r = v;
             if let Some(l) = l {
-                r = if r.is_nan() || l.is_nan() { f64::NAN } else { r.max(l) };
+                r = if r.is_nan() || l.is_nan() {
+                    f64::NAN
+                } else {
+                    r.max(l)
+                };
             }
             if let Some(h) = h {
-                r = if r.is_nan() || h.is_nan() { f64::NAN } else { r.min(h) };
+                r = if r.is_nan() || h.is_nan() {
+                    f64::NAN
+                } else {
+                    r.min(h)
+                };
             }
             r
         })?;
@@ -396,7 +451,11 @@ pub fn where_(ins: &[Option<&Tensor>]) -> OpResult {
     let y = req(ins, 2, "Y")?;
     let cond = c.as_slice::<bool>().ok_or("condition must be bool")?;
     if x.dtype() != y.dtype() {
-        return Err(format!("X and Y dtypes differ: {} and {}", x.dtype(), y.dtype()));
+        return Err(format!(
+            "X and Y dtypes differ: {} and {}",
+            x.dtype(),
+            y.dtype()
+        ));
     }
     let shape = broadcast_all(&[c.shape(), x.shape(), y.shape()])?;
     let cm = broadcast_index_map(c.shape(), &shape)?;
@@ -404,4 +463,155 @@ pub fn where_(ins: &[Option<&Tensor>]) -> OpResult {
     let xb = broadcast_to(x, &shape)?;
     let yb = broadcast_to(y, &shape)?;
     Ok(vec![select_tensor(&cond, &xb, &yb)?])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f32s(shape: Vec<usize>, v: &[f32]) -> Tensor {
+        Tensor::from_vec(shape, v.to_vec())
+    }
+
+    fn run_binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Tensor {
+        binary(op, &[Some(a), Some(b)]).unwrap().remove(0)
+    }
+
+    #[test]
+    fn add_broadcasts_row_and_column() {
+        let a = f32s(vec![2, 1], &[10.0, 20.0]);
+        let b = f32s(vec![3], &[1.0, 2.0, 3.0]);
+        let c = run_binary(BinaryOp::Add, &a, &b);
+        assert_eq!(c.shape(), &[2, 3]);
+        assert_eq!(
+            c.as_slice::<f32>().unwrap(),
+            &[11.0, 12.0, 13.0, 21.0, 22.0, 23.0]
+        );
+    }
+
+    #[test]
+    fn mod_takes_divisor_sign_and_fmod_dividend_sign() {
+        let a = Tensor::from_vec(vec![4], vec![5i32, -5, 5, -5]);
+        let b = Tensor::from_vec(vec![4], vec![3i32, 3, -3, -3]);
+        assert_eq!(
+            run_binary(BinaryOp::Mod, &a, &b).as_slice::<i32>().unwrap(),
+            &[2, 1, -1, -2]
+        );
+        assert_eq!(
+            run_binary(BinaryOp::FMod, &a, &b)
+                .as_slice::<i32>()
+                .unwrap(),
+            &[2, -2, 2, -2]
+        );
+        let x = f32s(vec![2], &[-4.3, 4.3]);
+        let y = f32s(vec![2], &[2.0, -2.0]);
+        let m = run_binary(BinaryOp::FMod, &x, &y);
+        let v = m.as_slice::<f32>().unwrap();
+        assert!((v[0] + 0.3).abs() < 1e-5 && (v[1] - 0.3).abs() < 1e-5);
+    }
+
+    #[test]
+    fn integer_div_truncates_toward_zero() {
+        let a = Tensor::from_vec(vec![4], vec![7i64, -7, 7, -7]);
+        let b = Tensor::from_vec(vec![4], vec![2i64, 2, -2, -2]);
+        assert_eq!(
+            run_binary(BinaryOp::Div, &a, &b).as_slice::<i64>().unwrap(),
+            &[3, -3, -3, 3]
+        );
+    }
+
+    #[test]
+    fn integer_add_wraps_like_numpy() {
+        let a = Tensor::from_vec(vec![1], vec![250u8]);
+        let b = Tensor::from_vec(vec![1], vec![10u8]);
+        assert_eq!(
+            run_binary(BinaryOp::Add, &a, &b).as_slice::<u8>().unwrap(),
+            &[4]
+        );
+    }
+
+    #[test]
+    fn pow_keeps_base_dtype() {
+        let a = Tensor::from_vec(vec![3], vec![1i32, 2, 3]);
+        let b = f32s(vec![3], &[4.0, 5.0, 6.0]);
+        assert_eq!(
+            run_binary(BinaryOp::Pow, &a, &b).as_slice::<i32>().unwrap(),
+            &[1, 32, 729]
+        );
+        let e = Tensor::from_vec(vec![3], vec![4i64, 5, 6]);
+        assert_eq!(
+            run_binary(BinaryOp::Pow, &a, &e).as_slice::<i32>().unwrap(),
+            &[1, 32, 729]
+        );
+    }
+
+    #[test]
+    fn round_is_half_to_even() {
+        let x = f32s(vec![6], &[0.5, 1.5, 2.5, -0.5, -1.5, 2.6]);
+        let y = unary(UnaryOp::Round, &[Some(&x)]).unwrap().remove(0);
+        assert_eq!(
+            y.as_slice::<f32>().unwrap(),
+            &[0.0, 2.0, 2.0, -0.0, -2.0, 3.0]
+        );
+    }
+
+    #[test]
+    fn erf_matches_known_values() {
+        assert!((erf(0.5) - 0.520_499_877_813_046_5).abs() < 1e-14);
+        assert!((erf(-2.0) + 0.995_322_265_018_952_7).abs() < 1e-14);
+        assert_eq!(erf(7.0), 1.0);
+    }
+
+    #[test]
+    fn max_propagates_nan_and_broadcasts() {
+        let a = f32s(vec![2], &[1.0, f32::NAN]);
+        let b = f32s(vec![], &[3.0]);
+        let y = variadic(VariadicOp::Max, &[Some(&a), Some(&b)])
+            .unwrap()
+            .remove(0);
+        let v = y.as_slice::<f32>().unwrap();
+        assert_eq!(v[0], 3.0);
+        assert!(v[1].is_nan());
+        let m = variadic(VariadicOp::Mean, &[Some(&a), Some(&b)])
+            .unwrap()
+            .remove(0);
+        assert_eq!(m.as_slice::<f32>().unwrap()[0], 2.0);
+    }
+
+    #[test]
+    fn clip_with_optional_bounds_and_ints() {
+        let x = Tensor::from_vec(vec![4], vec![-5i32, 0, 5, 10]);
+        let hi = Tensor::scalar(6i32);
+        let y = clip(&[Some(&x), None, Some(&hi)]).unwrap().remove(0);
+        assert_eq!(y.as_slice::<i32>().unwrap(), &[-5, 0, 5, 6]);
+    }
+
+    #[test]
+    fn where_broadcasts_all_three() {
+        let c = Tensor::from_vec(vec![2, 1], vec![true, false]);
+        let x = Tensor::from_vec(vec![2], vec![1i64, 2]);
+        let y = Tensor::scalar(9i64);
+        let z = where_(&[Some(&c), Some(&x), Some(&y)]).unwrap().remove(0);
+        assert_eq!(z.shape(), &[2, 2]);
+        assert_eq!(z.as_slice::<i64>().unwrap(), &[1, 2, 9, 9]);
+    }
+
+    #[test]
+    fn dropout_inference_and_training_error() {
+        let x = f32s(vec![2], &[1.0, 2.0]);
+        let outs = dropout(&[Some(&x)], 2).unwrap();
+        assert_eq!(outs[0], x);
+        assert_eq!(outs[1].as_slice::<bool>().unwrap(), &[true, true]);
+        let r = Tensor::scalar(0.5f32);
+        let t = Tensor::scalar(true);
+        assert!(dropout(&[Some(&x), Some(&r), Some(&t)], 1).is_err());
+    }
+
+    #[test]
+    fn mismatched_broadcast_is_an_error() {
+        let a = f32s(vec![2], &[1.0, 2.0]);
+        let b = f32s(vec![3], &[1.0, 2.0, 3.0]);
+        assert!(binary(BinaryOp::Add, &[Some(&a), Some(&b)]).is_err());
+        assert!(binary(BinaryOp::Add, &[Some(&a)]).is_err());
+    }
 }

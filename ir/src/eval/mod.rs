@@ -4,6 +4,7 @@
 
 mod conv;
 mod elementwise;
+mod index;
 mod linalg;
 mod movement;
 mod norm;

@@ -41,7 +41,9 @@ pub fn broadcast_all(shapes: &[&[usize]]) -> Result<Vec<usize>, String> {
 /// `out_shape` (checked).
 pub fn broadcast_index_map(in_shape: &[usize], out_shape: &[usize]) -> Result<Vec<usize>, String> {
     if in_shape.len() > out_shape.len() {
-        return Err(format!("shape {in_shape:?} cannot broadcast to {out_shape:?}"));
+        return Err(format!(
+            "shape {in_shape:?} cannot broadcast to {out_shape:?}"
+        ));
     }
     let off = out_shape.len() - in_shape.len();
     let in_strides = strides(in_shape);
@@ -52,7 +54,9 @@ pub fn broadcast_index_map(in_shape: &[usize], out_shape: &[usize]) -> Result<Ve
         if d == o {
             bs[off + i] = in_strides[i];
         } else if d != 1 {
-            return Err(format!("shape {in_shape:?} cannot broadcast to {out_shape:?}"));
+            return Err(format!(
+                "shape {in_shape:?} cannot broadcast to {out_shape:?}"
+            ));
         }
     }
     let n: usize = out_shape.iter().product();
@@ -132,7 +136,10 @@ pub fn outer_axis_inner(shape: &[usize], axis: usize) -> (usize, usize, usize) {
 /// Reads the first element of a tensor as i64 (for scalar inputs such as `k` or `axis`).
 pub fn scalar_i64(t: &Tensor, what: &str) -> Result<i64, String> {
     if t.len() != 1 {
-        return Err(format!("{what} must hold exactly one element, got shape {:?}", t.shape()));
+        return Err(format!(
+            "{what} must hold exactly one element, got shape {:?}",
+            t.shape()
+        ));
     }
     Ok(t.to_i64_vec()[0])
 }
@@ -140,6 +147,16 @@ pub fn scalar_i64(t: &Tensor, what: &str) -> Result<i64, String> {
 /// Rounds half to even (numpy `round`, `rint`).
 pub fn round_half_even(x: f64) -> f64 {
     x.round_ties_even()
+}
+
+/// Rounds an f64 to the precision of float dtype `dt` (identity for f64 and non-floats).
+pub fn round_to(dt: DType, x: f64) -> f64 {
+    match dt {
+        DType::F32 => x as f32 as f64,
+        DType::F16 => f16::from_f64(x).to_f64(),
+        DType::BF16 => bf16::from_f64(x).to_f64(),
+        _ => x,
+    }
 }
 
 /// Builds a float tensor of `dtype` (f32, f64, f16 or bf16) from f64 values, rounding.
@@ -161,7 +178,12 @@ pub fn map_float(t: &Tensor, f: impl Fn(f64) -> f64) -> Result<Tensor, String> {
         TensorData::F64(v) => go(v, &f),
         TensorData::F16(v) => go::<f16>(v, &f),
         TensorData::BF16(v) => go::<bf16>(v, &f),
-        _ => return Err(format!("expected a floating-point input, got {}", t.dtype())),
+        _ => {
+            return Err(format!(
+                "expected a floating-point input, got {}",
+                t.dtype()
+            ))
+        }
     };
     Tensor::new(t.shape().to_vec(), data).map_err(|e| e.to_string())
 }
@@ -238,7 +260,10 @@ pub fn broadcast_to(t: &Tensor, shape: &[usize]) -> Result<Tensor, String> {
 /// hold `cond.len()` elements.
 pub fn select_tensor(cond: &[bool], a: &Tensor, b: &Tensor) -> Result<Tensor, String> {
     fn pick<T: Copy>(c: &[bool], a: &[T], b: &[T]) -> Vec<T> {
-        c.iter().zip(a.iter().zip(b)).map(|(&c, (&x, &y))| if c { x } else { y }).collect()
+        c.iter()
+            .zip(a.iter().zip(b))
+            .map(|(&c, (&x, &y))| if c { x } else { y })
+            .collect()
     }
     if a.len() != cond.len() || b.len() != cond.len() {
         return Err("select: length mismatch".into());
@@ -261,7 +286,10 @@ mod tests {
 
     #[test]
     fn broadcast_shapes_numpy_rules() {
-        assert_eq!(broadcast_shapes(&[2, 1, 4], &[3, 1]).unwrap(), vec![2, 3, 4]);
+        assert_eq!(
+            broadcast_shapes(&[2, 1, 4], &[3, 1]).unwrap(),
+            vec![2, 3, 4]
+        );
         assert_eq!(broadcast_shapes(&[], &[5]).unwrap(), vec![5]);
         assert_eq!(broadcast_shapes(&[0, 1], &[1, 3]).unwrap(), vec![0, 3]);
         assert!(broadcast_shapes(&[2, 3], &[3, 2]).is_err());
@@ -270,9 +298,15 @@ mod tests {
     #[test]
     fn index_map_repeats_broadcast_axes() {
         // [2,1] -> [2,3]: rows repeat.
-        assert_eq!(broadcast_index_map(&[2, 1], &[2, 3]).unwrap(), vec![0, 0, 0, 1, 1, 1]);
+        assert_eq!(
+            broadcast_index_map(&[2, 1], &[2, 3]).unwrap(),
+            vec![0, 0, 0, 1, 1, 1]
+        );
         // [3] -> [2,3]: the vector repeats per row.
-        assert_eq!(broadcast_index_map(&[3], &[2, 3]).unwrap(), vec![0, 1, 2, 0, 1, 2]);
+        assert_eq!(
+            broadcast_index_map(&[3], &[2, 3]).unwrap(),
+            vec![0, 1, 2, 0, 1, 2]
+        );
         assert_eq!(broadcast_index_map(&[], &[2]).unwrap(), vec![0, 0]);
         assert!(broadcast_index_map(&[2], &[3]).is_err());
     }
@@ -283,7 +317,7 @@ mod tests {
         assert!(norm_axis(3, 3).is_err());
         assert!(norm_axes(&[0, -3], 3).is_err());
         assert_eq!(strides(&[2, 3, 4]), vec![12, 4, 1]);
-        assert_eq!(unravel(7, &[2, 3]), vec![1, 1]);
+        assert_eq!(unravel(4, &[2, 3]), vec![1, 1]);
         let mut i = vec![0, 2];
         assert!(next_index(&mut i, &[2, 3]));
         assert_eq!(i, vec![1, 0]);
