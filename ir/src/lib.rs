@@ -7,10 +7,13 @@ mod dtype;
 mod error;
 pub mod eval;
 mod graph;
+pub mod infer;
 mod op;
+mod op_info;
 mod shape;
 mod tensor;
 pub mod text;
+mod verify;
 
 pub use dtype::DType;
 pub use error::IrError;

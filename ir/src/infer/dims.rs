@@ -2,6 +2,7 @@
 //! of known/symbolic dims, dim arithmetic, and typed access to a node's input types and
 //! constant inputs.
 
+use super::values::{of_tensor, SymElem};
 use crate::{DType, Dim, Tensor, TensorType};
 
 /// Makes fresh symbolic dims `unk_0`, `unk_1`, ... for sizes that shape inference cannot
@@ -56,7 +57,9 @@ pub fn broadcast_dim(a: &Dim, b: &Dim, gen: &mut SymGen) -> Result<Dim, String> 
             } else if *x == 1 {
                 Dim::Known(*y)
             } else {
-                return Err(format!("dimensions {x} and {y} cannot be broadcast together"));
+                return Err(format!(
+                    "dimensions {x} and {y} cannot be broadcast together"
+                ));
             }
         }
         (Dim::Known(1), s @ Dim::Sym(_)) | (s @ Dim::Sym(_), Dim::Known(1)) => s.clone(),
@@ -72,7 +75,10 @@ pub fn broadcast_dim(a: &Dim, b: &Dim, gen: &mut SymGen) -> Result<Dim, String> 
 }
 
 /// Multidirectional broadcast of several shapes; `None` (unknown rank) if any is unknown.
-pub fn broadcast_shapes(shapes: &[Option<&[Dim]>], gen: &mut SymGen) -> Result<Option<Vec<Dim>>, String> {
+pub fn broadcast_shapes(
+    shapes: &[Option<&[Dim]>],
+    gen: &mut SymGen,
+) -> Result<Option<Vec<Dim>>, String> {
     let mut known: Vec<&[Dim]> = Vec::with_capacity(shapes.len());
     for s in shapes {
         match s {
@@ -87,7 +93,10 @@ pub fn broadcast_shapes(shapes: &[Option<&[Dim]>], gen: &mut SymGen) -> Result<O
         for (i, d) in s.iter().enumerate() {
             out[off + i] = broadcast_dim(&out[off + i], d, gen).map_err(|e| {
                 let list: Vec<String> = known.iter().map(|s| show_dims(s)).collect();
-                format!("shapes {} cannot be broadcast together ({e})", list.join(", "))
+                format!(
+                    "shapes {} cannot be broadcast together ({e})",
+                    list.join(", ")
+                )
             })?;
         }
     }
@@ -166,12 +175,18 @@ pub fn norm_axes(axes: &[i64], rank: usize) -> Result<Vec<usize>, String> {
 pub struct Ins<'a> {
     pub types: &'a [Option<&'a TensorType>],
     pub consts: &'a [Option<&'a Tensor>],
+    /// Symbolic values of non-constant shape computations (may be shorter than `types`).
+    pub vals: &'a [Option<Vec<SymElem>>],
 }
 
 impl<'a> Ins<'a> {
     /// Type of required input `i`.
     pub fn ty(&self, i: usize, what: &str) -> Result<&'a TensorType, String> {
-        self.types.get(i).copied().flatten().ok_or_else(|| format!("missing required input {i} ({what})"))
+        self.types
+            .get(i)
+            .copied()
+            .flatten()
+            .ok_or_else(|| format!("missing required input {i} ({what})"))
     }
 
     /// Type of input `i` if connected.
@@ -187,11 +202,6 @@ impl<'a> Ins<'a> {
         Ok(self.ty(i, what)?.dtype)
     }
 
-    /// Shape of required input `i` (`None` when its rank is unknown).
-    pub fn shape(&self, i: usize, what: &str) -> Result<Option<&'a [Dim]>, String> {
-        Ok(self.ty(i, what)?.shape.as_deref())
-    }
-
     /// The constant tensor of input `i`, if it is one.
     pub fn konst(&self, i: usize) -> Option<&'a Tensor> {
         self.consts.get(i).copied().flatten()
@@ -202,9 +212,13 @@ impl<'a> Ins<'a> {
         self.konst(i).map(|t| t.to_i64_vec())
     }
 
-    /// Constant input `i` as f64 values.
-    pub fn const_f64(&self, i: usize) -> Option<Vec<f64>> {
-        self.konst(i).map(|t| t.to_f64_vec())
+    /// Input `i` as a symbolic integer vector: a small integer constant, or a tracked
+    /// shape computation.
+    pub fn sym_value(&self, i: usize) -> Option<Vec<SymElem>> {
+        match self.konst(i) {
+            Some(t) => of_tensor(t),
+            None => self.vals.get(i).cloned().flatten(),
+        }
     }
 
     /// Length of a 1-D input `i` from its type, when known (e.g. the rank a shape tensor
@@ -248,9 +262,13 @@ mod tests {
         assert!(broadcast_dim(&k(2), &k(3), &mut g).is_err());
         let a = [s("batch"), k(1), k(4)];
         let b = [k(3), k(1)];
-        let out = broadcast_shapes(&[Some(&a), Some(&b)], &mut g).unwrap().unwrap();
+        let out = broadcast_shapes(&[Some(&a), Some(&b)], &mut g)
+            .unwrap()
+            .unwrap();
         assert_eq!(out, vec![s("batch"), k(3), k(4)]);
-        assert!(broadcast_shapes(&[Some(&a), None], &mut g).unwrap().is_none());
+        assert!(broadcast_shapes(&[Some(&a), None], &mut g)
+            .unwrap()
+            .is_none());
         let e = broadcast_shapes(&[Some(&[k(2), k(3)]), Some(&[k(4), k(3)])], &mut g).unwrap_err();
         assert!(e.contains("[2,3], [4,3]"), "{e}");
     }

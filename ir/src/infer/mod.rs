@@ -1,0 +1,353 @@
+//! Shape and dtype inference (`infer_node`, `infer_graph`) and input-shape specialisation
+//! with shape-computation folding (`specialize`).
+//!
+//! Dims are known sizes or symbols. Broadcasting follows numpy: a symbol broadcast with 1
+//! stays the symbol, two different symbols give a fresh one. Where an output size depends
+//! on values (Reshape's shape, Slice's starts, TopK's k, ...) the constant inputs are used;
+//! when a size cannot be known a fresh symbol `unk_<n>` stands for it, and the rank is left
+//! unknown only when even the rank cannot be known. Mismatches that are certain (MatMul
+//! inner dims 3 vs 4, Concat non-axis dims that differ, Add of `[2,3]` and `[4,3]`) are
+//! errors.
+
+mod dims;
+mod graph;
+mod linalg;
+mod movement;
+mod shape_ops;
+mod values;
+mod window;
+
+pub use dims::{broadcast_dim, broadcast_shapes, is_fresh, SymGen, FRESH_PREFIX};
+pub(crate) use graph::input_info;
+pub use graph::{infer_graph, merge_types, remove_dead_nodes, specialize, FOLD_MAX_ELEMENTS};
+pub use movement::slice_len;
+
+use crate::{BinaryOp, DType, Dim, Op, Tensor, TensorType};
+use dims::{norm_axis, Ins};
+use values::SymElem;
+
+/// Output types of `op` given its input types (`None` for an absent optional input) and
+/// the constant values of inputs that are constants. `num_outputs` is the node's number of
+/// output ports; the result has one type per port. Fresh symbols are numbered from 0, so
+/// they are unique only within this call: graph-level inference uses [`infer_node_with`].
+pub fn infer_node(
+    op: &Op,
+    inputs: &[Option<&TensorType>],
+    const_inputs: &[Option<&Tensor>],
+    num_outputs: usize,
+) -> Result<Vec<TensorType>, String> {
+    infer_node_with(
+        &mut SymGen::default(),
+        op,
+        inputs,
+        const_inputs,
+        num_outputs,
+    )
+}
+
+/// [`infer_node`] drawing fresh symbols from `gen`.
+pub fn infer_node_with(
+    gen: &mut SymGen,
+    op: &Op,
+    inputs: &[Option<&TensorType>],
+    const_inputs: &[Option<&Tensor>],
+    num_outputs: usize,
+) -> Result<Vec<TensorType>, String> {
+    infer_node_vals(gen, op, inputs, const_inputs, &[], num_outputs)
+}
+
+/// [`infer_node_with`] that also knows the symbolic values of shape computations.
+pub(crate) fn infer_node_vals(
+    gen: &mut SymGen,
+    op: &Op,
+    inputs: &[Option<&TensorType>],
+    const_inputs: &[Option<&Tensor>],
+    vals: &[Option<Vec<SymElem>>],
+    num_outputs: usize,
+) -> Result<Vec<TensorType>, String> {
+    let ins = Ins {
+        types: inputs,
+        consts: const_inputs,
+        vals,
+    };
+    let one = |t: TensorType| Ok(vec![t]);
+    match op {
+        Op::Input(i) => Err(format!(
+            "graph input {i} has a declared type, not an inferred one"
+        )),
+        Op::Constant(t) => one(TensorType::fixed(t.dtype(), t.shape())),
+        Op::Identity
+        | Op::Unary(_)
+        | Op::LeakyRelu { .. }
+        | Op::Elu { .. }
+        | Op::HardSigmoid { .. }
+        | Op::Gelu { .. }
+        | Op::Clip
+        | Op::Softmax { .. }
+        | Op::LogSoftmax { .. }
+        | Op::CumSum { .. }
+        | Op::Trilu { .. }
+        | Op::BatchNormalization { .. }
+        | Op::RmsNormalization { .. } => {
+            let x = ins.ty(0, "input")?.clone();
+            let mut outs = vec![x];
+            if let Op::BatchNormalization { .. } = op {
+                // Training-mode outputs (running mean / var) have the scale's type.
+                for _ in 1..num_outputs {
+                    outs.push(ins.ty(1, "scale")?.clone());
+                }
+            }
+            Ok(outs)
+        }
+        Op::Dropout => {
+            let x = ins.ty(0, "data")?.clone();
+            let mut outs = vec![x.clone()];
+            if num_outputs > 1 {
+                outs.push(TensorType {
+                    dtype: DType::Bool,
+                    shape: x.shape,
+                });
+            }
+            Ok(outs)
+        }
+        Op::Binary(b) => one(binary(*b, &ins, gen)?),
+        Op::Variadic(_) => {
+            let n = ins.types.len();
+            if n == 0 {
+                return Err("needs at least one input".into());
+            }
+            let dtype = ins.dtype(0, "x0")?;
+            let mut shapes = Vec::with_capacity(n);
+            for i in 0..n {
+                let t = ins.ty(i, "operand")?;
+                check_same_dtype(dtype, t.dtype, i)?;
+                shapes.push(t.shape.as_deref());
+            }
+            one(TensorType {
+                dtype,
+                shape: broadcast_shapes(&shapes, gen)?,
+            })
+        }
+        Op::Where => {
+            let c = ins.ty(0, "condition")?;
+            let x = ins.ty(1, "x")?;
+            let y = ins.ty(2, "y")?;
+            check_same_dtype(x.dtype, y.dtype, 2)?;
+            let shape = broadcast_shapes(
+                &[c.shape.as_deref(), x.shape.as_deref(), y.shape.as_deref()],
+                gen,
+            )?;
+            one(TensorType {
+                dtype: x.dtype,
+                shape,
+            })
+        }
+        Op::Cast { to } => one(TensorType {
+            dtype: *to,
+            shape: ins.ty(0, "input")?.shape.clone(),
+        }),
+        Op::MatMul => one(linalg::matmul(&ins, 0, 1, None, gen)?),
+        Op::MatMulInteger => one(linalg::matmul(&ins, 0, 1, Some(DType::I32), gen)?),
+        Op::QLinearMatMul => {
+            let dtype = ins.opt_ty(7).map(|t| t.dtype).unwrap_or(ins.dtype(0, "a")?);
+            one(linalg::matmul(&ins, 0, 3, Some(dtype), gen)?)
+        }
+        Op::Gemm {
+            trans_a, trans_b, ..
+        } => one(linalg::gemm(&ins, *trans_a, *trans_b, gen)?),
+        Op::Einsum { equation } => one(linalg::einsum(equation, &ins, gen)?),
+        Op::Conv { window, group } => one(window::conv(window, *group, &ins, gen)?),
+        Op::ConvTranspose {
+            window,
+            group,
+            output_padding,
+            output_shape,
+        } => one(window::conv_transpose(
+            window,
+            *group,
+            output_padding,
+            output_shape,
+            &ins,
+            gen,
+        )?),
+        Op::MaxPool {
+            window, ceil_mode, ..
+        } => {
+            let y = window::pool(window, *ceil_mode, &ins, gen)?;
+            let mut outs = vec![y.clone()];
+            if num_outputs > 1 {
+                outs.push(TensorType {
+                    dtype: DType::I64,
+                    shape: y.shape,
+                });
+            }
+            Ok(outs)
+        }
+        Op::AveragePool {
+            window, ceil_mode, ..
+        } => one(window::pool(window, *ceil_mode, &ins, gen)?),
+        Op::GlobalAveragePool | Op::GlobalMaxPool => {
+            let x = ins.ty(0, "input")?;
+            let shape = match &x.shape {
+                None => None,
+                Some(s) if s.len() < 2 => {
+                    return Err(format!("input must have rank >= 2, got {}", s.len()))
+                }
+                Some(s) => Some(
+                    s[..2]
+                        .iter()
+                        .cloned()
+                        .chain(s[2..].iter().map(|_| Dim::Known(1)))
+                        .collect(),
+                ),
+            };
+            one(TensorType {
+                dtype: x.dtype,
+                shape,
+            })
+        }
+        Op::LayerNormalization { axis, .. } => {
+            let x = ins.ty(0, "X")?;
+            let mut outs = vec![x.clone()];
+            if num_outputs > 1 {
+                // Mean and InvStdDev: X's shape with the normalised axes set to 1.
+                let shape = match &x.shape {
+                    None => None,
+                    Some(s) => {
+                        let a = norm_axis(*axis, s.len())?;
+                        Some(
+                            s.iter()
+                                .enumerate()
+                                .map(|(i, d)| if i < a { d.clone() } else { Dim::Known(1) })
+                                .collect(),
+                        )
+                    }
+                };
+                let stat = TensorType {
+                    dtype: x.dtype,
+                    shape,
+                };
+                outs.extend(std::iter::repeat_n(stat, num_outputs - 1));
+            }
+            Ok(outs)
+        }
+        Op::Reduce {
+            keepdims,
+            noop_with_empty_axes,
+            ..
+        } => one(shape_ops::reduce(
+            *keepdims,
+            *noop_with_empty_axes,
+            &ins,
+            gen,
+        )?),
+        Op::ArgMax { axis, keepdims, .. } | Op::ArgMin { axis, keepdims, .. } => {
+            one(shape_ops::arg_extreme(*axis, *keepdims, &ins)?)
+        }
+        Op::TopK { axis, .. } => shape_ops::top_k(*axis, &ins, gen),
+        Op::Reshape { allowzero } => one(movement::reshape(*allowzero, &ins, gen)?),
+        Op::Transpose { perm } => one(movement::transpose(perm.as_deref(), &ins)?),
+        Op::Flatten { axis } => one(movement::flatten(*axis, &ins, gen)?),
+        Op::Squeeze => one(movement::squeeze(&ins)?),
+        Op::Unsqueeze => one(movement::unsqueeze(&ins, gen)?),
+        Op::Concat { axis } => one(movement::concat(*axis, &ins, gen)?),
+        Op::Split {
+            axis,
+            num_outputs: n,
+        } => {
+            let n = if *n > 0 { *n } else { num_outputs };
+            movement::split(*axis, n, &ins, gen)
+        }
+        Op::Slice => one(movement::slice(&ins, gen)?),
+        Op::Gather { axis } => one(movement::gather(*axis, &ins)?),
+        Op::GatherElements { .. } => {
+            let data = ins.ty(0, "data")?;
+            let idx = ins.ty(1, "indices")?;
+            one(TensorType {
+                dtype: data.dtype,
+                shape: idx.shape.clone(),
+            })
+        }
+        Op::GatherNd { batch_dims } => one(movement::gather_nd(*batch_dims, &ins, gen)?),
+        Op::Expand => one(movement::expand(&ins, gen)?),
+        Op::Tile => one(movement::tile(&ins, gen)?),
+        Op::Pad { .. } => one(movement::pad(&ins, gen)?),
+        Op::Shape { start, end } => one(shape_ops::shape(*start, *end, &ins, gen)?),
+        Op::Size => {
+            ins.ty(0, "data")?;
+            one(TensorType::fixed(DType::I64, &[]))
+        }
+        Op::ConstantOfShape { value } => one(shape_ops::constant_of_shape(value, &ins, gen)?),
+        Op::Range => one(shape_ops::range(&ins, gen)?),
+        Op::Resize(attrs) => one(shape_ops::resize(attrs, &ins, gen)?),
+        Op::NonZero => {
+            let x = ins.ty(0, "X")?;
+            let rank = match x.rank() {
+                Some(r) => Dim::Known(r),
+                None => gen.fresh(),
+            };
+            one(TensorType::new(DType::I64, vec![rank, gen.fresh()]))
+        }
+        Op::OneHot { axis } => one(shape_ops::one_hot(*axis, &ins, gen)?),
+        Op::QuantizeLinear { output_dtype, .. } => {
+            let x = ins.ty(0, "x")?;
+            let dtype = match ins.opt_ty(2) {
+                Some(zp) => zp.dtype,
+                None => output_dtype.unwrap_or(DType::U8),
+            };
+            one(TensorType {
+                dtype,
+                shape: x.shape.clone(),
+            })
+        }
+        Op::DequantizeLinear { .. } => {
+            let x = ins.ty(0, "x")?;
+            let scale = ins.ty(1, "x_scale")?;
+            one(TensorType {
+                dtype: scale.dtype,
+                shape: x.shape.clone(),
+            })
+        }
+        Op::DynamicQuantizeLinear => {
+            let x = ins.ty(0, "x")?;
+            Ok(vec![
+                TensorType {
+                    dtype: DType::U8,
+                    shape: x.shape.clone(),
+                },
+                TensorType::fixed(DType::F32, &[]),
+                TensorType::fixed(DType::U8, &[]),
+            ])
+        }
+    }
+}
+
+/// Two-input broadcasting ops: comparisons and logic give bool, `Pow` keeps the base type.
+fn binary(b: BinaryOp, ins: &Ins, gen: &mut SymGen) -> Result<TensorType, String> {
+    use BinaryOp::*;
+    let a = ins.ty(0, "A")?;
+    let bt = ins.ty(1, "B")?;
+    if b != Pow {
+        check_same_dtype(a.dtype, bt.dtype, 1)?;
+    }
+    let dtype = match b {
+        Equal | Less | LessOrEqual | Greater | GreaterOrEqual | And | Or | Xor => DType::Bool,
+        Add | Sub | Mul | Div | Pow | Mod | FMod => a.dtype,
+    };
+    let shape = broadcast_shapes(&[a.shape.as_deref(), bt.shape.as_deref()], gen)?;
+    Ok(TensorType { dtype, shape })
+}
+
+fn check_same_dtype(expected: DType, got: DType, port: usize) -> Result<(), String> {
+    if expected != got {
+        return Err(format!(
+            "input {port} has dtype {got} but input 0 has dtype {expected}"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod graph_tests;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! Static facts about ops: how many input and output ports each `Op` takes (the ONNX
+//! arity, with attributes that became inputs counted as inputs — see the `op` module doc).
+
+use crate::Op;
+
+impl Op {
+    /// `(min, max)` input ports; `max == None` means variadic. Ports below `min` are
+    /// required; ports from `min` up are optional (a port with no edge).
+    pub fn input_arity(&self) -> (usize, Option<usize>) {
+        let fixed = |n: usize| (n, Some(n));
+        let range = |lo: usize, hi: usize| (lo, Some(hi));
+        match self {
+            Op::Input(_) | Op::Constant(_) => fixed(0),
+            Op::Identity
+            | Op::Unary(_)
+            | Op::LeakyRelu { .. }
+            | Op::Elu { .. }
+            | Op::HardSigmoid { .. }
+            | Op::Gelu { .. }
+            | Op::Cast { .. }
+            | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
+            | Op::ArgMax { .. }
+            | Op::ArgMin { .. }
+            | Op::MaxPool { .. }
+            | Op::AveragePool { .. }
+            | Op::GlobalAveragePool
+            | Op::GlobalMaxPool
+            | Op::Transpose { .. }
+            | Op::Flatten { .. }
+            | Op::Shape { .. }
+            | Op::Size
+            | Op::ConstantOfShape { .. }
+            | Op::NonZero
+            | Op::DynamicQuantizeLinear => fixed(1),
+            Op::Dropout => range(1, 3),
+            Op::Binary(_)
+            | Op::MatMul
+            | Op::RmsNormalization { .. }
+            | Op::TopK { .. }
+            | Op::CumSum { .. }
+            | Op::Reshape { .. }
+            | Op::Unsqueeze
+            | Op::Gather { .. }
+            | Op::GatherElements { .. }
+            | Op::GatherNd { .. }
+            | Op::Expand
+            | Op::Tile => fixed(2),
+            Op::Variadic(_) | Op::Einsum { .. } | Op::Concat { .. } => (1, None),
+            Op::Clip => range(1, 3),
+            Op::Where | Op::Range | Op::OneHot { .. } => fixed(3),
+            Op::Gemm { .. } | Op::Conv { .. } | Op::ConvTranspose { .. } => range(2, 3),
+            Op::BatchNormalization { .. } => fixed(5),
+            Op::LayerNormalization { .. } => range(2, 3),
+            Op::Reduce { .. } | Op::Squeeze | Op::Split { .. } | Op::Trilu { .. } => range(1, 2),
+            Op::Slice => range(3, 5),
+            Op::Pad { .. } => range(2, 4),
+            Op::Resize(_) => range(1, 4),
+            Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => range(2, 3),
+            Op::MatMulInteger => range(2, 4),
+            Op::QLinearMatMul => fixed(8),
+        }
+    }
+
+    /// `(min, max)` output ports.
+    pub fn output_arity(&self) -> (usize, usize) {
+        match self {
+            Op::Dropout | Op::MaxPool { .. } => (1, 2),
+            Op::BatchNormalization { .. } | Op::LayerNormalization { .. } => (1, 3),
+            Op::TopK { .. } => (2, 2),
+            Op::DynamicQuantizeLinear => (3, 3),
+            Op::Split { num_outputs, .. } if *num_outputs > 0 => (*num_outputs, *num_outputs),
+            Op::Split { .. } => (1, usize::MAX),
+            Op::Input(_)
+            | Op::Constant(_)
+            | Op::Identity
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Variadic(_)
+            | Op::LeakyRelu { .. }
+            | Op::Elu { .. }
+            | Op::HardSigmoid { .. }
+            | Op::Gelu { .. }
+            | Op::Clip
+            | Op::Where
+            | Op::Cast { .. }
+            | Op::MatMul
+            | Op::Gemm { .. }
+            | Op::Einsum { .. }
+            | Op::Conv { .. }
+            | Op::ConvTranspose { .. }
+            | Op::RmsNormalization { .. }
+            | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
+            | Op::Reduce { .. }
+            | Op::ArgMax { .. }
+            | Op::ArgMin { .. }
+            | Op::CumSum { .. }
+            | Op::AveragePool { .. }
+            | Op::GlobalAveragePool
+            | Op::GlobalMaxPool
+            | Op::Reshape { .. }
+            | Op::Transpose { .. }
+            | Op::Flatten { .. }
+            | Op::Squeeze
+            | Op::Unsqueeze
+            | Op::Concat { .. }
+            | Op::Slice
+            | Op::Gather { .. }
+            | Op::GatherElements { .. }
+            | Op::GatherNd { .. }
+            | Op::Expand
+            | Op::Tile
+            | Op::Pad { .. }
+            | Op::Shape { .. }
+            | Op::Size
+            | Op::ConstantOfShape { .. }
+            | Op::Range
+            | Op::Trilu { .. }
+            | Op::Resize(_)
+            | Op::NonZero
+            | Op::OneHot { .. }
+            | Op::QuantizeLinear { .. }
+            | Op::DequantizeLinear { .. }
+            | Op::MatMulInteger
+            | Op::QLinearMatMul => (1, 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{BinaryOp, Op, ReduceOp};
+
+    #[test]
+    fn arities_follow_onnx() {
+        assert_eq!(Op::Binary(BinaryOp::Add).input_arity(), (2, Some(2)));
+        assert_eq!(Op::Concat { axis: 0 }.input_arity(), (1, None));
+        assert_eq!(Op::Slice.input_arity(), (3, Some(5)));
+        assert_eq!(
+            Op::Reduce {
+                op: ReduceOp::Sum,
+                keepdims: true,
+                noop_with_empty_axes: false
+            }
+            .input_arity(),
+            (1, Some(2))
+        );
+        assert_eq!(Op::QLinearMatMul.input_arity(), (8, Some(8)));
+        assert_eq!(
+            Op::TopK {
+                axis: -1,
+                largest: true,
+                sorted: true
+            }
+            .output_arity(),
+            (2, 2)
+        );
+        assert_eq!(
+            Op::Split {
+                axis: 0,
+                num_outputs: 3
+            }
+            .output_arity(),
+            (3, 3)
+        );
+        assert_eq!(Op::Input(0).input_arity(), (0, Some(0)));
+        assert_eq!(Op::DynamicQuantizeLinear.output_arity(), (3, 3));
+    }
+}
