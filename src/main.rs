@@ -1,1 +1,95 @@
-fn main() {}
+//! The `whittle` command line: inspect, run, optimize and demo.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// whittle compiles ONNX models into fast native code, with exact and approximate
+/// compression passes applied to any exported graph.
+///
+/// Start with `whittle demo` (no files needed), then `whittle inspect model.onnx`.
+#[derive(Parser)]
+#[command(name = "whittle", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Summarise a model: ops, parameters, inputs and outputs, opsets, unsupported ops.
+    Inspect {
+        /// The .onnx file.
+        model: PathBuf,
+        /// Also print the IR in whittle's text format.
+        #[arg(long)]
+        ir: bool,
+    },
+    /// Run a model on .npy/.npz inputs and write one .npy per output.
+    Run {
+        /// The .onnx file.
+        model: PathBuf,
+        /// An input as NAME=FILE.npy (repeat for each input), or FILE.npz holding all of them.
+        #[arg(long = "input", short = 'i', value_name = "NAME=FILE.npy|FILE.npz")]
+        inputs: Vec<String>,
+        /// Where the outputs go, one NAME.npy per model output.
+        #[arg(long, short = 'o', value_name = "DIR")]
+        output_dir: PathBuf,
+        /// Which backend runs the model.
+        #[arg(long, default_value = "reference", value_name = "NAME")]
+        backend: String,
+        /// Passes to run first, comma-separated (`none` for no passes).
+        #[arg(long, default_value = "none", value_name = "a,b,c")]
+        passes: String,
+    },
+    /// Rewrite a model with whittle's passes and write it back as ONNX.
+    Optimize {
+        /// The .onnx file.
+        model: PathBuf,
+        /// Where the optimized model goes.
+        #[arg(long, short = 'o', value_name = "OUT.onnx")]
+        output: PathBuf,
+        /// Passes to run, comma-separated: `exact` (default), `none`, or names from --list-passes.
+        #[arg(long, default_value = "exact", value_name = "a,b,c")]
+        passes: String,
+        /// Print why each pass did or did not apply.
+        #[arg(long)]
+        explain: bool,
+        /// Write weights of 1 KiB or more to this file next to the output (ONNX external data).
+        #[arg(long, value_name = "FILE")]
+        external_data: Option<String>,
+    },
+    /// Build an embedded demo model, run it through the whole pipeline and check the result.
+    Demo,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Command::Inspect { model, ir } => cli::inspect::run(&model, ir),
+        Command::Run {
+            model,
+            inputs,
+            output_dir,
+            backend,
+            passes,
+        } => cli::run::run(&model, &inputs, &output_dir, &backend, &passes),
+        Command::Optimize {
+            model,
+            output,
+            passes,
+            explain,
+            external_data,
+        } => cli::optimize::run(&model, &output, &passes, explain, external_data),
+        Command::Demo => cli::demo::run(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

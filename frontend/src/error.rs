@@ -16,14 +16,29 @@ pub enum FrontendError {
     #[error("malformed ONNX protobuf: {0}")]
     Decode(String),
     #[error("unsupported op: node '{node}' is {domain_shown}::{op_type} at opset {opset}", domain_shown = if domain.is_empty() { "ai.onnx" } else { domain.as_str() })]
-    UnsupportedOp { node: String, op_type: String, domain: String, opset: i64 },
+    UnsupportedOp {
+        node: String,
+        op_type: String,
+        domain: String,
+        opset: i64,
+    },
     #[error("node '{node}': attribute '{attribute}': {why}")]
-    BadAttribute { node: String, attribute: String, why: String },
+    BadAttribute {
+        node: String,
+        attribute: String,
+        why: String,
+    },
     #[error("node '{node}' ({op_type}): {why}")]
-    BadNode { node: String, op_type: String, why: String },
+    BadNode {
+        node: String,
+        op_type: String,
+        why: String,
+    },
     #[error("unsupported dtype {dtype} in '{name}'")]
     UnsupportedDType { name: String, dtype: String },
-    #[error("node '{node}' reads value '{value}', which no node, initializer or graph input produces")]
+    #[error(
+        "node '{node}' reads value '{value}', which no node, initializer or graph input produces"
+    )]
     DanglingValue { node: String, value: String },
     #[error("graph output '{0}' is not produced by any node, initializer or graph input")]
     DanglingOutput(String),
@@ -41,10 +56,16 @@ pub enum FrontendError {
 
 impl FrontendError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> FrontendError {
-        FrontendError::Io { path: path.into(), source }
+        FrontendError::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn tensor(name: &str, why: impl Into<String>) -> FrontendError {
-        FrontendError::BadTensor { name: name.to_string(), why: why.into() }
+        FrontendError::BadTensor {
+            name: name.to_string(),
+            why: why.into(),
+        }
     }
 }

@@ -1,0 +1,398 @@
+//! The loader: ONNX `ModelProto` bytes → [`Model`] (IR graph + the metadata the exporter
+//! needs). Initializers and graph inputs that are also initializers become constants,
+//! nodes go through the op registry, value names are kept.
+
+use crate::ops::{elementwise::densify, In, NodeCtx};
+use crate::proto::{GraphProto, ModelProto, NodeProto};
+use crate::registry::{lookup, opset_for};
+use crate::tensor::tensor_from_proto;
+use crate::types::{symgen_after, tensor_type_from_proto};
+use crate::FrontendError;
+use prost::Message;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use whittle_ir::infer::{infer_node_with, merge_types, SymGen};
+use whittle_ir::{DType, Graph, Tensor, TensorType, Value, ValueInfo};
+
+/// A loaded model: the IR graph plus what is needed to write it back as ONNX.
+#[derive(Clone, Debug)]
+pub struct Model {
+    pub graph: Graph,
+    pub ir_version: i64,
+    /// `(domain, version)` pairs as imported by the model.
+    pub opset_imports: Vec<(String, i64)>,
+    pub producer_name: String,
+    pub producer_version: String,
+    pub domain: String,
+    pub model_version: i64,
+    pub doc_string: String,
+    pub graph_doc_string: String,
+    pub metadata_props: Vec<(String, String)>,
+}
+
+impl Model {
+    /// Wraps a graph with default metadata (for graphs built in code).
+    pub fn from_graph(graph: Graph) -> Model {
+        Model {
+            graph,
+            ir_version: 8,
+            opset_imports: Vec::new(),
+            producer_name: "whittle".to_string(),
+            producer_version: env!("CARGO_PKG_VERSION").to_string(),
+            domain: String::new(),
+            model_version: 0,
+            doc_string: String::new(),
+            graph_doc_string: String::new(),
+            metadata_props: Vec::new(),
+        }
+    }
+}
+
+/// Reads and loads an ONNX model file; external data is resolved next to it.
+pub fn load_model(path: &Path) -> Result<Model, FrontendError> {
+    let bytes = std::fs::read(path).map_err(|e| FrontendError::io(path, e))?;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    load_model_bytes(&bytes, Some(&dir))
+}
+
+/// Loads a serialized ONNX model. `base_dir` is where external data files live.
+pub fn load_model_bytes(bytes: &[u8], base_dir: Option<&Path>) -> Result<Model, FrontendError> {
+    if bytes.is_empty() {
+        return Err(FrontendError::Decode("the model is empty (0 bytes)".into()));
+    }
+    let proto = ModelProto::decode(bytes).map_err(|e| FrontendError::Decode(e.to_string()))?;
+    model_from_proto(&proto, base_dir)
+}
+
+/// Loads an already decoded ONNX model.
+pub fn model_from_proto(
+    proto: &ModelProto,
+    base_dir: Option<&Path>,
+) -> Result<Model, FrontendError> {
+    let gp = proto
+        .graph
+        .as_ref()
+        .ok_or_else(|| FrontendError::BadModel("the model has no graph".into()))?;
+    let graph = build_graph(proto, gp, base_dir)?;
+    Ok(Model {
+        graph,
+        ir_version: proto.ir_version(),
+        opset_imports: proto
+            .opset_import
+            .iter()
+            .map(|o| (o.domain().to_string(), o.version()))
+            .collect(),
+        producer_name: proto.producer_name().to_string(),
+        producer_version: proto.producer_version().to_string(),
+        domain: proto.domain().to_string(),
+        model_version: proto.model_version(),
+        doc_string: proto.doc_string().to_string(),
+        graph_doc_string: gp.doc_string().to_string(),
+        metadata_props: proto
+            .metadata_props
+            .iter()
+            .map(|p| (p.key().to_string(), p.value().to_string()))
+            .collect(),
+    })
+}
+
+/// Graph construction state.
+struct Builder<'a> {
+    g: Graph,
+    names: HashMap<String, Value>,
+    /// Every name in use (values and nodes), for making fresh names.
+    used: HashSet<String>,
+    base_dir: Option<&'a Path>,
+    /// Fresh symbols for anonymous dims and for sizes shape inference cannot know.
+    syms: SymGen,
+}
+
+impl Builder<'_> {
+    fn fresh(&mut self, base: &str) -> String {
+        let mut name = base.to_string();
+        let mut k = 0;
+        while self.used.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        self.used.insert(name.clone());
+        name
+    }
+
+    fn define(&mut self, name: &str, v: Value) -> Result<(), FrontendError> {
+        if self.names.insert(name.to_string(), v).is_some() {
+            return Err(FrontendError::BadModel(format!(
+                "value '{name}' is defined more than once"
+            )));
+        }
+        self.used.insert(name.to_string());
+        Ok(())
+    }
+}
+
+fn build_graph(
+    proto: &ModelProto,
+    gp: &GraphProto,
+    base_dir: Option<&Path>,
+) -> Result<Graph, FrontendError> {
+    let syms = symgen_after(gp.input.iter().chain(&gp.value_info).chain(&gp.output));
+    let mut b = Builder {
+        g: Graph::new(gp.name()),
+        names: HashMap::new(),
+        used: HashSet::new(),
+        base_dir,
+        syms,
+    };
+    // Reserve every name in the file so that made-up names never collide with later ones.
+    for n in &gp.node {
+        b.used.extend(n.output.iter().cloned());
+        b.used.insert(n.name().to_string());
+    }
+    b.used
+        .extend(gp.initializer.iter().map(|t| t.name().to_string()));
+    b.used.extend(gp.input.iter().map(|i| i.name().to_string()));
+
+    // Declared types of intermediate values and outputs.
+    let mut declared: HashMap<&str, TensorType> = HashMap::new();
+    for vi in gp.value_info.iter().chain(&gp.output) {
+        if let Some(t) = tensor_type_from_proto(vi, &mut b.syms)? {
+            declared.insert(vi.name(), t);
+        }
+    }
+
+    // Initializers first: a graph input that is also an initializer is a constant.
+    let mut inits = Vec::new();
+    for t in &gp.initializer {
+        inits.push((t.name().to_string(), tensor_from_proto(t, base_dir)?));
+    }
+    for sp in &gp.sparse_initializer {
+        let name = sp
+            .values
+            .as_ref()
+            .map(|v| v.name().to_string())
+            .unwrap_or_default();
+        inits.push((name, densify(sp, base_dir)?));
+    }
+    let init_names: HashSet<&str> = inits.iter().map(|(n, _)| n.as_str()).collect();
+    for vi in &gp.input {
+        if init_names.contains(vi.name()) {
+            continue;
+        }
+        let ty = tensor_type_from_proto(vi, &mut b.syms)?.ok_or_else(|| {
+            FrontendError::BadModel(format!("graph input '{}' has no type", vi.name()))
+        })?;
+        let v = b.g.add_input(vi.name(), ty);
+        b.define(vi.name(), v)?;
+    }
+    for (name, t) in inits {
+        if name.is_empty() {
+            return Err(FrontendError::BadModel("an initializer has no name".into()));
+        }
+        let v = b.g.add_const(name.clone(), t);
+        b.define(&name, v)?;
+    }
+
+    let order = node_order(gp, &b.names)?;
+    for (idx, i) in order.into_iter().enumerate() {
+        add_node(proto, &mut b, &gp.node[i], idx, &declared)?;
+    }
+
+    for o in &gp.output {
+        let v = *b
+            .names
+            .get(o.name())
+            .ok_or_else(|| FrontendError::DanglingOutput(o.name().to_string()))?;
+        b.g.add_output(v, o.name());
+    }
+    Ok(b.g)
+}
+
+/// Node indices in a topological order (the file order when it already is one). Fails on
+/// inputs that nothing produces and on cycles.
+fn node_order(
+    gp: &GraphProto,
+    defined: &HashMap<String, Value>,
+) -> Result<Vec<usize>, FrontendError> {
+    let mut producer: HashMap<&str, usize> = HashMap::new();
+    for (i, n) in gp.node.iter().enumerate() {
+        for o in n.output.iter().filter(|o| !o.is_empty()) {
+            if defined.contains_key(o.as_str()) || producer.insert(o.as_str(), i).is_some() {
+                return Err(FrontendError::BadModel(format!(
+                    "value '{o}' is defined more than once"
+                )));
+            }
+        }
+    }
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); gp.node.len()];
+    let mut indeg = vec![0usize; gp.node.len()];
+    for (i, n) in gp.node.iter().enumerate() {
+        for inp in n.input.iter().filter(|s| !s.is_empty()) {
+            if defined.contains_key(inp.as_str()) {
+                continue;
+            }
+            match producer.get(inp.as_str()) {
+                Some(&p) => {
+                    deps[p].push(i);
+                    indeg[i] += 1;
+                }
+                None => {
+                    let node = if n.name().is_empty() {
+                        format!("{}_{i}", n.op_type())
+                    } else {
+                        n.name().to_string()
+                    };
+                    return Err(FrontendError::DanglingValue {
+                        node,
+                        value: inp.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let mut ready: BTreeSet<usize> = (0..gp.node.len()).filter(|&i| indeg[i] == 0).collect();
+    let mut order = Vec::with_capacity(gp.node.len());
+    while let Some(i) = ready.pop_first() {
+        order.push(i);
+        for &j in &deps[i] {
+            indeg[j] -= 1;
+            if indeg[j] == 0 {
+                ready.insert(j);
+            }
+        }
+    }
+    if order.len() != gp.node.len() {
+        return Err(FrontendError::BadModel("the graph has a cycle".into()));
+    }
+    Ok(order)
+}
+
+fn add_node(
+    proto: &ModelProto,
+    b: &mut Builder,
+    node: &NodeProto,
+    idx: usize,
+    declared: &HashMap<&str, TensorType>,
+) -> Result<(), FrontendError> {
+    let name = if node.name().is_empty() {
+        b.fresh(&format!("{}_{idx}", node.op_type()))
+    } else {
+        node.name().to_string()
+    };
+    let domain = node.domain();
+    let opset = opset_for(proto, domain).unwrap_or(0);
+    let unsupported = || FrontendError::UnsupportedOp {
+        node: name.clone(),
+        op_type: node.op_type().to_string(),
+        domain: domain.to_string(),
+        opset,
+    };
+    let entry = lookup(domain, node.op_type(), opset).ok_or_else(unsupported)?;
+
+    let onnx_inputs: Vec<Option<Value>> = node
+        .input
+        .iter()
+        .map(|s| {
+            if s.is_empty() {
+                None
+            } else {
+                b.names.get(s.as_str()).copied()
+            }
+        })
+        .collect();
+    let input_dtypes: Vec<Option<DType>> = onnx_inputs
+        .iter()
+        .map(|v| v.map(|v| b.g.value_type(v).dtype))
+        .collect();
+    // Builders report errors under the node's (possibly generated) name.
+    let mut named = node.clone();
+    named.name = Some(name.clone());
+    let cx = NodeCtx {
+        node: &named,
+        opset,
+        base_dir: b.base_dir,
+        input_dtypes,
+    };
+    let lowered = (entry.build)(&cx)?;
+
+    let mut inputs = Vec::with_capacity(lowered.inputs.len());
+    for (k, inp) in lowered.inputs.into_iter().enumerate() {
+        inputs.push(match inp {
+            In::Onnx(i) => onnx_inputs.get(i).copied().flatten(),
+            In::Absent => None,
+            In::Const(t) => {
+                let cname = b.fresh(&format!("{name}_const{k}"));
+                Some(b.g.add_const(cname, t))
+            }
+        });
+    }
+    while inputs.last() == Some(&None) {
+        inputs.pop();
+    }
+
+    let n_out = cx.num_outputs().max(1);
+    let types = output_types(b, &name, node.op_type(), &lowered.op, &inputs, n_out)?;
+    let mut outputs = Vec::with_capacity(n_out);
+    for (port, inferred) in types.into_iter().enumerate() {
+        let oname = match node.output.get(port) {
+            Some(s) if !s.is_empty() => s.clone(),
+            _ => b.fresh(&format!("{name}_out{port}")),
+        };
+        // A type the model declares is kept where it is more specific than the inferred one.
+        let ty = match declared.get(oname.as_str()) {
+            Some(d) => merge_types(d, &inferred).map_err(|why| FrontendError::BadNode {
+                node: name.clone(),
+                op_type: node.op_type().to_string(),
+                why: format!("output '{oname}': {why}"),
+            })?,
+            None => inferred,
+        };
+        outputs.push(ValueInfo { name: oname, ty });
+    }
+    let names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
+    b.used.insert(name.clone());
+    let id = b.g.add_node(lowered.op, name, &inputs, outputs);
+    for (port, oname) in names.iter().enumerate() {
+        b.define(oname, Value::new(id, port))?;
+    }
+    Ok(())
+}
+
+/// The inferred types of a new node's outputs (IR shape inference, node by node as the
+/// graph is built, so every input already has its type).
+fn output_types(
+    b: &mut Builder,
+    node: &str,
+    op_type: &str,
+    op: &whittle_ir::Op,
+    inputs: &[Option<Value>],
+    n_out: usize,
+) -> Result<Vec<TensorType>, FrontendError> {
+    let types: Vec<Option<&TensorType>> = inputs
+        .iter()
+        .map(|v| v.map(|v| b.g.value_type(v)))
+        .collect();
+    let consts: Vec<Option<&Tensor>> = inputs
+        .iter()
+        .map(|v| v.and_then(|v| b.g.const_tensor(v)))
+        .collect();
+    let out = infer_node_with(&mut b.syms, op, &types, &consts, n_out).map_err(|why| {
+        FrontendError::BadNode {
+            node: node.to_string(),
+            op_type: op_type.to_string(),
+            why: format!("shape inference: {why}"),
+        }
+    })?;
+    let mut out = out;
+    out.truncate(n_out);
+    if out.len() != n_out {
+        return Err(FrontendError::BadNode {
+            node: node.to_string(),
+            op_type: op_type.to_string(),
+            why: format!("has {n_out} outputs, but the op makes {}", out.len()),
+        });
+    }
+    Ok(out)
+}
