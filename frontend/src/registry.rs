@@ -94,6 +94,8 @@ pub static OPS: &[OpEntry] = ops! {
     "Clip" 11..=M => ew::clip;
     "Where" 9..=M => ew::where_;
     "Cast" 7..=M => ew::cast;
+    "IsNaN" 9..=M => ew::is_nan;
+    "IsInf" 10..=M => ew::is_inf;
     // linear algebra
     "MatMul" 7..=M => linalg::matmul;
     "Gemm" 7..=M => linalg::gemm;

@@ -9,13 +9,25 @@ pub enum IrError {
     #[error("bad graph: {0}")]
     Graph(String),
     #[error("verifier: node '{node}' ({op}): {msg}")]
-    Verify { node: String, op: String, msg: String },
+    Verify {
+        node: String,
+        op: String,
+        msg: String,
+    },
     #[error("line {line}: {msg}")]
     Parse { line: usize, msg: String },
     #[error("shape inference: node '{node}' ({op}): {msg}")]
-    Infer { node: String, op: String, msg: String },
+    Infer {
+        node: String,
+        op: String,
+        msg: String,
+    },
     #[error("evaluation: node '{node}' ({op}): {msg}")]
-    Eval { node: String, op: String, msg: String },
+    Eval {
+        node: String,
+        op: String,
+        msg: String,
+    },
     #[error("input '{name}': {msg}")]
     Input { name: String, msg: String },
 }

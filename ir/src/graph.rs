@@ -63,7 +63,10 @@ pub struct Graph {
 
 impl Graph {
     pub fn new(name: impl Into<String>) -> Graph {
-        Graph { name: name.into(), ..Default::default() }
+        Graph {
+            name: name.into(),
+            ..Default::default()
+        }
     }
 
     /// Adds a graph input; returns its value.
@@ -101,17 +104,32 @@ impl Graph {
         inputs: &[Option<Value>],
         outputs: Vec<ValueInfo>,
     ) -> NodeId {
-        let id = self.g.add_node(Node { op, name: name.into(), num_inputs: inputs.len(), outputs });
+        let id = self.g.add_node(Node {
+            op,
+            name: name.into(),
+            num_inputs: inputs.len(),
+            outputs,
+        });
         for (port, v) in inputs.iter().enumerate() {
             if let Some(v) = v {
-                self.g.add_edge(v.node, id, Edge { from_output: v.port, to_input: port });
+                self.g.add_edge(
+                    v.node,
+                    id,
+                    Edge {
+                        from_output: v.port,
+                        to_input: port,
+                    },
+                );
             }
         }
         id
     }
 
     pub fn add_output(&mut self, value: Value, name: impl Into<String>) {
-        self.outputs.push(GraphOutput { value, name: name.into() });
+        self.outputs.push(GraphOutput {
+            value,
+            name: name.into(),
+        });
     }
 
     pub fn set_outputs(&mut self, outputs: Vec<GraphOutput>) {
@@ -222,7 +240,14 @@ impl Graph {
             self.g.remove_edge(e);
         }
         if let Some(v) = v {
-            self.g.add_edge(v.node, id, Edge { from_output: v.port, to_input: port });
+            self.g.add_edge(
+                v.node,
+                id,
+                Edge {
+                    from_output: v.port,
+                    to_input: port,
+                },
+            );
         }
         let n = &mut self.g[id];
         n.num_inputs = n.num_inputs.max(port + 1);
@@ -259,8 +284,11 @@ impl Graph {
             let (_, t) = self.g.edge_endpoints(e).unwrap();
             *indeg.get_mut(&t).unwrap() += 1;
         }
-        let mut ready: std::collections::BTreeSet<NodeId> =
-            indeg.iter().filter(|(_, &d)| d == 0).map(|(&n, _)| n).collect();
+        let mut ready: std::collections::BTreeSet<NodeId> = indeg
+            .iter()
+            .filter(|(_, &d)| d == 0)
+            .map(|(&n, _)| n)
+            .collect();
         let mut order = Vec::with_capacity(indeg.len());
         while let Some(n) = ready.pop_first() {
             order.push(n);
@@ -279,7 +307,9 @@ impl Graph {
                 .map(|(&n, _)| self.g[n].name.clone())
                 .next()
                 .unwrap_or_default();
-            return Err(IrError::Graph(format!("the graph has a cycle (through node '{stuck}')")));
+            return Err(IrError::Graph(format!(
+                "the graph has a cycle (through node '{stuck}')"
+            )));
         }
         Ok(order)
     }

@@ -190,6 +190,13 @@ pub enum Op {
     Clip,
     /// `cond, x, y → z` (broadcasting)
     Where,
+    /// `x → y (bool)`: true where x is NaN.
+    IsNaN,
+    /// `x → y (bool)`: true where x is +inf (if `detect_positive`) or -inf (if `detect_negative`).
+    IsInf {
+        detect_negative: bool,
+        detect_positive: bool,
+    },
     /// `x → y`; `saturate` only matters for float8 targets (kept for fidelity).
     Cast { to: DType },
 
@@ -197,7 +204,12 @@ pub enum Op {
     /// `a, b → y` (numpy matmul semantics, batched, 1-D promotion)
     MatMul,
     /// `a, b, c? → y`
-    Gemm { alpha: f32, beta: f32, trans_a: bool, trans_b: bool },
+    Gemm {
+        alpha: f32,
+        beta: f32,
+        trans_a: bool,
+        trans_b: bool,
+    },
     /// `inputs... → y`
     Einsum { equation: String },
     /// `x, w, b? → y`
@@ -224,21 +236,45 @@ pub enum Op {
 
     // ---- reductions ----
     /// `x, axes? → y`
-    Reduce { op: ReduceOp, keepdims: bool, noop_with_empty_axes: bool },
+    Reduce {
+        op: ReduceOp,
+        keepdims: bool,
+        noop_with_empty_axes: bool,
+    },
     /// `x → indices (i64)`
-    ArgMax { axis: i64, keepdims: bool, select_last_index: bool },
+    ArgMax {
+        axis: i64,
+        keepdims: bool,
+        select_last_index: bool,
+    },
     /// `x → indices (i64)`
-    ArgMin { axis: i64, keepdims: bool, select_last_index: bool },
+    ArgMin {
+        axis: i64,
+        keepdims: bool,
+        select_last_index: bool,
+    },
     /// `x, k → values, indices`
-    TopK { axis: i64, largest: bool, sorted: bool },
+    TopK {
+        axis: i64,
+        largest: bool,
+        sorted: bool,
+    },
     /// `x, axis → y`
     CumSum { exclusive: bool, reverse: bool },
 
     // ---- pooling ----
     /// `x → y, indices?`
-    MaxPool { window: Window, ceil_mode: bool, storage_order: u8 },
+    MaxPool {
+        window: Window,
+        ceil_mode: bool,
+        storage_order: u8,
+    },
     /// `x → y`
-    AveragePool { window: Window, ceil_mode: bool, count_include_pad: bool },
+    AveragePool {
+        window: Window,
+        ceil_mode: bool,
+        count_include_pad: bool,
+    },
     /// `x → y`
     GlobalAveragePool,
     /// `x → y`
@@ -292,7 +328,11 @@ pub enum Op {
 
     // ---- quantization ----
     /// `x, y_scale, y_zero_point? → y`; `output_dtype` when no zero point says it.
-    QuantizeLinear { axis: i64, block_size: usize, output_dtype: Option<DType> },
+    QuantizeLinear {
+        axis: i64,
+        block_size: usize,
+        output_dtype: Option<DType>,
+    },
     /// `x, x_scale, x_zero_point? → y`
     DequantizeLinear { axis: i64, block_size: usize },
     /// `x → y (u8), y_scale, y_zero_point`
@@ -317,7 +357,10 @@ impl Op {
             Op::Input(_) => "Input".to_string(),
             other => {
                 let dbg = format!("{other:?}");
-                dbg.split(|c: char| !c.is_alphanumeric()).next().unwrap_or("").to_string()
+                dbg.split(|c: char| !c.is_alphanumeric())
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
             }
         }
     }

@@ -18,6 +18,8 @@ impl Op {
             | Op::HardSigmoid { .. }
             | Op::Gelu { .. }
             | Op::Cast { .. }
+            | Op::IsNaN
+            | Op::IsInf { .. }
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::ArgMax { .. }
@@ -75,6 +77,8 @@ impl Op {
             | Op::Constant(_)
             | Op::Identity
             | Op::Unary(_)
+            | Op::IsNaN
+            | Op::IsInf { .. }
             | Op::Binary(_)
             | Op::Variadic(_)
             | Op::LeakyRelu { .. }

@@ -46,7 +46,10 @@ pub struct TensorType {
 
 impl TensorType {
     pub fn new(dtype: DType, shape: Vec<Dim>) -> TensorType {
-        TensorType { dtype, shape: Some(shape) }
+        TensorType {
+            dtype,
+            shape: Some(shape),
+        }
     }
 
     /// A type with all dimensions known.

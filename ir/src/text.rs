@@ -24,7 +24,12 @@ pub fn print_graph(g: &Graph) -> Result<String, IrError> {
     let mut s = String::new();
     let _ = writeln!(s, "graph {} {{", quote(&g.name));
     for i in 0..g.inputs().len() {
-        let _ = writeln!(s, "  input {}: {}", value_ref(g.input_name(i)), g.input_type(i));
+        let _ = writeln!(
+            s,
+            "  input {}: {}",
+            value_ref(g.input_name(i)),
+            g.input_type(i)
+        );
     }
     for id in g.topo_order()? {
         let n = g.node(id);
@@ -34,9 +39,15 @@ pub fn print_graph(g: &Graph) -> Result<String, IrError> {
         let outs: Vec<String> = n.outputs.iter().map(|o| value_ref(&o.name)).collect();
         let _ = write!(s, "  {} = ", outs.join(", "));
         if let Op::Constant(t) = &n.op {
-            let _ = write!(s, "const {} {}", TensorType::fixed(t.dtype(), t.shape()), tensor_values(t));
+            let _ = write!(
+                s,
+                "const {} {}",
+                TensorType::fixed(t.dtype(), t.shape()),
+                tensor_values(t)
+            );
         } else {
-            let op = ron::to_string(&n.op).map_err(|e| IrError::Graph(format!("cannot print op: {e}")))?;
+            let op = ron::to_string(&n.op)
+                .map_err(|e| IrError::Graph(format!("cannot print op: {e}")))?;
             let args: Vec<String> = g
                 .node_inputs(id)
                 .iter()
@@ -70,7 +81,10 @@ pub fn print_graph(g: &Graph) -> Result<String, IrError> {
 }
 
 fn is_plain(name: &str) -> bool {
-    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 fn quote(s: &str) -> String {
@@ -91,11 +105,30 @@ fn value_ref(name: &str) -> String {
 
 fn tensor_values(t: &Tensor) -> String {
     let items: Vec<String> = match t.dtype() {
-        DType::Bool => t.to_i64_vec().iter().map(|&b| (b != 0).to_string()).collect(),
-        DType::F32 => t.as_slice::<f32>().unwrap().iter().map(|x| fmt_float(*x as f64, true)).collect(),
-        DType::F64 => t.as_slice::<f64>().unwrap().iter().map(|x| fmt_float(*x, false)).collect(),
+        DType::Bool => t
+            .to_i64_vec()
+            .iter()
+            .map(|&b| (b != 0).to_string())
+            .collect(),
+        DType::F32 => t
+            .as_slice::<f32>()
+            .unwrap()
+            .iter()
+            .map(|x| fmt_float(*x as f64, true))
+            .collect(),
+        DType::F64 => t
+            .as_slice::<f64>()
+            .unwrap()
+            .iter()
+            .map(|x| fmt_float(*x, false))
+            .collect(),
         DType::F16 | DType::BF16 => t.to_f64_vec().iter().map(|x| fmt_float(*x, true)).collect(),
-        DType::U64 => t.as_slice::<u64>().unwrap().iter().map(|x| x.to_string()).collect(),
+        DType::U64 => t
+            .as_slice::<u64>()
+            .unwrap()
+            .iter()
+            .map(|x| x.to_string())
+            .collect(),
         _ => t.to_i64_vec().iter().map(|x| x.to_string()).collect(),
     };
     format!("[{}]", items.join(", "))
@@ -106,7 +139,11 @@ fn fmt_float(x: f64, single: bool) -> String {
     if x.is_nan() {
         "nan".into()
     } else if x.is_infinite() {
-        if x > 0.0 { "inf".into() } else { "-inf".into() }
+        if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        }
     } else if single {
         format!("{:?}", x as f32)
     } else {
@@ -116,7 +153,11 @@ fn fmt_float(x: f64, single: bool) -> String {
 
 /// Parses the text format back into a graph.
 pub fn parse_graph(text: &str) -> Result<Graph, IrError> {
-    Parser { values: HashMap::new(), graph: Graph::default() }.run(text)
+    Parser {
+        values: HashMap::new(),
+        graph: Graph::default(),
+    }
+    .run(text)
 }
 
 struct Parser {
@@ -125,7 +166,10 @@ struct Parser {
 }
 
 fn perr(line: usize, msg: impl Into<String>) -> IrError {
-    IrError::Parse { line, msg: msg.into() }
+    IrError::Parse {
+        line,
+        msg: msg.into(),
+    }
 }
 
 /// A tiny cursor over one line.
@@ -181,11 +225,17 @@ impl<'a> Cur<'a> {
     }
     fn ty(&mut self) -> Result<TensorType, IrError> {
         self.ws();
-        let end = self.s.find('[').ok_or_else(|| perr(self.line, "expected a type like f32[2,3]"))?;
+        let end = self
+            .s
+            .find('[')
+            .ok_or_else(|| perr(self.line, "expected a type like f32[2,3]"))?;
         let dtype = DType::from_name(&self.s[..end])
             .ok_or_else(|| perr(self.line, format!("unknown dtype '{}'", &self.s[..end])))?;
         self.s = &self.s[end + 1..];
-        let close = self.s.find(']').ok_or_else(|| perr(self.line, "missing ']' in type"))?;
+        let close = self
+            .s
+            .find(']')
+            .ok_or_else(|| perr(self.line, "missing ']' in type"))?;
         let body = &self.s[..close];
         self.s = &self.s[close + 1..];
         if body == "*" {
@@ -224,7 +274,9 @@ fn unquote(lit: &str) -> Option<String> {
 
 /// Length of the RON op text at the start of `s`: an identifier plus balanced parentheses.
 fn op_len(s: &str) -> usize {
-    let ident = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len());
+    let ident = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
     if !s[ident..].starts_with('(') {
         return ident;
     }
@@ -297,7 +349,10 @@ impl Parser {
     }
 
     fn lookup(&self, line: usize, name: &str) -> Result<Value, IrError> {
-        self.values.get(name).copied().ok_or_else(|| perr(line, format!("unknown value %{name}")))
+        self.values
+            .get(name)
+            .copied()
+            .ok_or_else(|| perr(line, format!("unknown value %{name}")))
     }
 
     fn node_line(&mut self, c: &mut Cur) -> Result<(), IrError> {
@@ -310,16 +365,23 @@ impl Parser {
         c.ws();
         let (op, inputs, tys) = if c.eat("const ") {
             let ty = c.ty()?;
-            let shape = ty.concrete_shape().ok_or_else(|| perr(line, "a constant needs a concrete shape"))?;
+            let shape = ty
+                .concrete_shape()
+                .ok_or_else(|| perr(line, "a constant needs a concrete shape"))?;
             c.ws();
-            let end = c.s.find(']').ok_or_else(|| perr(line, "missing ']' after constant values"))?;
-            let body = c.s.get(1..end).ok_or_else(|| perr(line, "expected '[' before constant values"))?;
+            let end =
+                c.s.find(']')
+                    .ok_or_else(|| perr(line, "missing ']' after constant values"))?;
+            let body =
+                c.s.get(1..end)
+                    .ok_or_else(|| perr(line, "expected '[' before constant values"))?;
             c.s = &c.s[end + 1..];
             let t = parse_values(line, ty.dtype, shape, body)?;
             (Op::Constant(std::sync::Arc::new(t)), vec![], vec![ty])
         } else {
             let n = op_len(c.s);
-            let op: Op = ron::from_str(&c.s[..n]).map_err(|e| perr(line, format!("bad op '{}': {e}", &c.s[..n])))?;
+            let op: Op = ron::from_str(&c.s[..n])
+                .map_err(|e| perr(line, format!("bad op '{}': {e}", &c.s[..n])))?;
             c.s = &c.s[n..];
             let mut inputs = vec![];
             c.ws();
@@ -344,14 +406,28 @@ impl Parser {
             (op, inputs, tys)
         };
         if tys.len() != outs.len() {
-            return Err(perr(line, format!("{} outputs but {} types", outs.len(), tys.len())));
+            return Err(perr(
+                line,
+                format!("{} outputs but {} types", outs.len(), tys.len()),
+            ));
         }
-        let node_name = if c.eat("@") { c.name()? } else { outs[0].clone() };
+        let node_name = if c.eat("@") {
+            c.name()?
+        } else {
+            outs[0].clone()
+        };
         c.ws();
         if !c.s.is_empty() {
             return Err(perr(line, format!("unexpected text '{}'", c.s)));
         }
-        let infos = outs.iter().zip(tys).map(|(n, ty)| ValueInfo { name: n.clone(), ty }).collect();
+        let infos = outs
+            .iter()
+            .zip(tys)
+            .map(|(n, ty)| ValueInfo {
+                name: n.clone(),
+                ty,
+            })
+            .collect();
         let id = self.graph.add_node(op, node_name, &inputs, infos);
         for (p, n) in outs.into_iter().enumerate() {
             self.define(line, n, Value::new(id, p))?;
@@ -360,8 +436,17 @@ impl Parser {
     }
 }
 
-fn parse_values(line: usize, dtype: DType, shape: Vec<usize>, body: &str) -> Result<Tensor, IrError> {
-    let items: Vec<&str> = body.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+fn parse_values(
+    line: usize,
+    dtype: DType,
+    shape: Vec<usize>,
+    body: &str,
+) -> Result<Tensor, IrError> {
+    let items: Vec<&str> = body
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     let bad = |s: &str| perr(line, format!("bad {dtype} value '{s}'"));
     let t = if dtype.is_float() {
         let mut v = Vec::with_capacity(items.len());
@@ -377,18 +462,30 @@ fn parse_values(line: usize, dtype: DType, shape: Vec<usize>, body: &str) -> Res
         check_len(line, &shape, v.len())?;
         Tensor::from_f64(dtype, shape, &v)
     } else if dtype == DType::Bool {
-        let v: Result<Vec<i64>, _> =
-            items.iter().map(|s| match *s { "true" => Ok(1), "false" => Ok(0), _ => Err(bad(s)) }).collect();
+        let v: Result<Vec<i64>, _> = items
+            .iter()
+            .map(|s| match *s {
+                "true" => Ok(1),
+                "false" => Ok(0),
+                _ => Err(bad(s)),
+            })
+            .collect();
         let v = v?;
         check_len(line, &shape, v.len())?;
         Tensor::from_i64(dtype, shape, &v)
     } else if dtype == DType::U64 {
-        let v: Result<Vec<u64>, _> = items.iter().map(|s| s.parse::<u64>().map_err(|_| bad(s))).collect();
+        let v: Result<Vec<u64>, _> = items
+            .iter()
+            .map(|s| s.parse::<u64>().map_err(|_| bad(s)))
+            .collect();
         let v = v?;
         check_len(line, &shape, v.len())?;
         Tensor::from_vec(shape, v)
     } else {
-        let v: Result<Vec<i64>, _> = items.iter().map(|s| s.parse::<i64>().map_err(|_| bad(s))).collect();
+        let v: Result<Vec<i64>, _> = items
+            .iter()
+            .map(|s| s.parse::<i64>().map_err(|_| bad(s)))
+            .collect();
         let v = v?;
         check_len(line, &shape, v.len())?;
         Tensor::from_i64(dtype, shape, &v)
@@ -399,7 +496,10 @@ fn parse_values(line: usize, dtype: DType, shape: Vec<usize>, body: &str) -> Res
 fn check_len(line: usize, shape: &[usize], n: usize) -> Result<(), IrError> {
     let want: usize = shape.iter().product();
     if want != n {
-        return Err(perr(line, format!("shape {shape:?} needs {want} values, found {n}")));
+        return Err(perr(
+            line,
+            format!("shape {shape:?} needs {want} values, found {n}"),
+        ));
     }
     Ok(())
 }
@@ -453,7 +553,10 @@ mod tests {
         let e = parse_graph(bad).unwrap_err();
         assert!(matches!(e, IrError::Parse { line: 3, .. }), "{e}");
         let bad = "graph \"g\" {\n  %c = const f32[3] [1.0, 2.0]\n}\n";
-        assert!(matches!(parse_graph(bad).unwrap_err(), IrError::Parse { line: 2, .. }));
+        assert!(matches!(
+            parse_graph(bad).unwrap_err(),
+            IrError::Parse { line: 2, .. }
+        ));
         let bad = "graph \"g\" {\n  input %x: q7[2]\n}\n";
         assert!(parse_graph(bad).is_err());
     }

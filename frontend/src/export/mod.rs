@@ -28,8 +28,9 @@ pub struct ExportOptions {
     /// Write initializers of 1 KiB or more to this file, next to the model ([`save_model`]
     /// only). A plain file name, e.g. `model.onnx.data`.
     pub external_data: Option<String>,
-    /// The default-domain opset to declare; `None` picks the lowest (at least 18) that
-    /// every op's form needs. A value below that is an error.
+    /// The default-domain opset to declare; `None` picks the lowest that every op's form
+    /// needs (at least 13), or the source model's opset if that is higher. A value below
+    /// what the ops need is an error.
     pub opset: Option<i64>,
 }
 
@@ -37,12 +38,17 @@ pub struct ExportOptions {
 pub fn export_model(model: &Model, opts: &ExportOptions) -> Result<ModelProto, FrontendError> {
     let g = &model.graph;
     let order = g.topo_order()?;
+    let source = model
+        .opset_imports
+        .iter()
+        .find(|(d, _)| d.is_empty() || d == "ai.onnx")
+        .map_or(0, |(_, v)| *v);
     let needed = order
         .iter()
-        .map(|&id| min_opset(&g.node(id).op))
+        .map(|&id| min_opset(g, id))
         .max()
-        .unwrap_or(18)
-        .max(18);
+        .unwrap_or(13)
+        .max(source.min(crate::MAX_OPSET));
     let opset = match opts.opset {
         Some(o) if o < needed => {
             return Err(FrontendError::Export(format!(

@@ -4,13 +4,17 @@
 use crate::proto::{attribute_proto::AttributeType, AttributeProto};
 use crate::tensor::{dtype_to_onnx, tensor_to_proto};
 use whittle_ir::{
-    AspectPolicy, AutoPad, BinaryOp, CoordTransform, GeluApprox, NearestMode, Op, PadMode,
-    ReduceOp, ResizeMode, Tensor, UnaryOp, VariadicOp, Window,
+    AspectPolicy, AutoPad, BinaryOp, CoordTransform, GeluApprox, Graph, NearestMode, NodeId, Op,
+    PadMode, ReduceOp, ResizeMode, Tensor, UnaryOp, VariadicOp, Window,
 };
 
-/// The opset an export needs at least: every form used is valid from 18 on, except these.
-pub(crate) fn min_opset(op: &Op) -> i64 {
-    match op {
+/// The lowest default-domain opset whose schema can spell node `id` as the exporter writes
+/// it (the IR's newest form: axes, pads, split sizes, clip bounds as inputs). The exporter
+/// takes the maximum over the graph and the source model's opset, so a model is written
+/// back at the opset it came in at whenever that can express it.
+pub(crate) fn min_opset(g: &Graph, id: NodeId) -> i64 {
+    let connected = |port: usize| g.input(id, port).is_some();
+    match &g.node(id).op {
         Op::RmsNormalization { .. } => 23,
         Op::QuantizeLinear {
             block_size,
@@ -24,7 +28,17 @@ pub(crate) fn min_opset(op: &Op) -> i64 {
         } => 19,
         Op::Resize(r) if r.coord == CoordTransform::HalfPixelSymmetric => 19,
         Op::AveragePool { window, .. } if window.dilations.iter().any(|&d| d != 1) => 19,
-        _ => 18,
+        // Reduce axes as an input (ReduceSum has it from 13), Split's `num_outputs`,
+        // Pad's `axes` input, Resize's antialias / keep_aspect_ratio_policy attributes.
+        Op::Reduce { op, .. } if *op != ReduceOp::Sum => 18,
+        Op::Split { .. } if !connected(1) => 18,
+        Op::Pad { .. } if connected(3) => 18,
+        Op::Resize(_) => 18,
+        Op::LayerNormalization { .. } => 17,
+        Op::Shape { start, end } if *start != 0 || end.is_some() => 15,
+        Op::Unary(UnaryOp::HardSwish) | Op::Trilu { .. } => 14,
+        // Softmax per axis, Squeeze/Unsqueeze/ReduceSum axes and Split sizes as inputs.
+        _ => 13,
     }
 }
 
@@ -214,6 +228,17 @@ pub(crate) fn onnx_form(
             "Gelu"
         }
         Op::Clip => "Clip",
+        Op::IsNaN => "IsNaN",
+        Op::IsInf {
+            detect_negative,
+            detect_positive,
+        } => {
+            a.extend([
+                attr_i("detect_negative", *detect_negative as i64),
+                attr_i("detect_positive", *detect_positive as i64),
+            ]);
+            "IsInf"
+        }
         Op::Where => "Where",
         Op::Cast { to } => {
             a.push(attr_i("to", dtype_to_onnx(*to) as i64));

@@ -143,6 +143,17 @@ pub(crate) fn cast(cx: &NodeCtx) -> BuildResult {
     cx.same_inputs(Op::Cast { to })
 }
 
+pub(crate) fn is_nan(cx: &NodeCtx) -> BuildResult {
+    cx.same_inputs(Op::IsNaN)
+}
+
+pub(crate) fn is_inf(cx: &NodeCtx) -> BuildResult {
+    cx.same_inputs(Op::IsInf {
+        detect_negative: cx.bool("detect_negative", true)?,
+        detect_positive: cx.bool("detect_positive", true)?,
+    })
+}
+
 pub(crate) fn identity(cx: &NodeCtx) -> BuildResult {
     cx.same_inputs(Op::Identity)
 }

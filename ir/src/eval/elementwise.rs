@@ -63,6 +63,16 @@ fn sigmoid(x: f64) -> f64 {
     }
 }
 
+/// `IsNaN` / `IsInf`: a bool tensor, true where `pred` holds for a float element.
+pub fn classify(pred: impl Fn(f64) -> bool, ins: &[Option<&Tensor>]) -> OpResult {
+    let x = req(ins, 0, "X")?;
+    if !x.dtype().is_float() {
+        return Err(format!("needs a float input, got {}", x.dtype()));
+    }
+    let v: Vec<bool> = x.to_f64_vec().into_iter().map(pred).collect();
+    Ok(vec![Tensor::from_vec(x.shape().to_vec(), v)])
+}
+
 pub fn unary(op: UnaryOp, ins: &[Option<&Tensor>]) -> OpResult {
     use UnaryOp::*;
     let x = req(ins, 0, "X")?;
@@ -467,6 +477,24 @@ pub fn where_(ins: &[Option<&Tensor>]) -> OpResult {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn is_nan_and_is_inf() {
+        let x = Tensor::from_vec(
+            vec![4],
+            vec![1.0f32, f32::NAN, f32::INFINITY, f32::NEG_INFINITY],
+        );
+        let nan = classify(|v| v.is_nan(), &[Some(&x)]).unwrap();
+        assert_eq!(
+            nan[0].as_slice::<bool>().unwrap(),
+            &[false, true, false, false]
+        );
+        let pos = classify(|v| v == f64::INFINITY, &[Some(&x)]).unwrap();
+        assert_eq!(
+            pos[0].as_slice::<bool>().unwrap(),
+            &[false, false, true, false]
+        );
+    }
+
     use super::*;
 
     fn f32s(shape: Vec<usize>, v: &[f32]) -> Tensor {

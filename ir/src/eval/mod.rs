@@ -21,8 +21,15 @@ use std::collections::HashMap;
 pub type OpResult = Result<Vec<Tensor>, String>;
 
 /// Input `i`, which the op requires.
-pub(crate) fn req<'a>(ins: &[Option<&'a Tensor>], i: usize, what: &str) -> Result<&'a Tensor, String> {
-    ins.get(i).copied().flatten().ok_or_else(|| format!("missing required input {i} ({what})"))
+pub(crate) fn req<'a>(
+    ins: &[Option<&'a Tensor>],
+    i: usize,
+    what: &str,
+) -> Result<&'a Tensor, String> {
+    ins.get(i)
+        .copied()
+        .flatten()
+        .ok_or_else(|| format!("missing required input {i} ({what})"))
 }
 
 /// Input `i` if present.
@@ -48,36 +55,69 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
         Gelu { approximate } => elementwise::gelu(*approximate, ins),
         Clip => elementwise::clip(ins),
         Where => elementwise::where_(ins),
+        IsNaN => elementwise::classify(|x| x.is_nan(), ins),
+        IsInf {
+            detect_negative,
+            detect_positive,
+        } => {
+            let (neg, pos) = (*detect_negative, *detect_positive);
+            elementwise::classify(
+                move |x| (pos && x == f64::INFINITY) || (neg && x == f64::NEG_INFINITY),
+                ins,
+            )
+        }
         Cast { to } => Ok(vec![req(ins, 0, "input")?.cast(*to)]),
         MatMul => linalg::matmul(ins),
-        Gemm { alpha, beta, trans_a, trans_b } => linalg::gemm(*alpha, *beta, *trans_a, *trans_b, ins),
+        Gemm {
+            alpha,
+            beta,
+            trans_a,
+            trans_b,
+        } => linalg::gemm(*alpha, *beta, *trans_a, *trans_b, ins),
         Einsum { equation } => linalg::einsum(equation, ins),
         Conv { window, group } => conv::conv(window, *group, ins),
-        ConvTranspose { window, group, output_padding, output_shape } => {
-            conv::conv_transpose(window, *group, output_padding, output_shape, ins)
-        }
+        ConvTranspose {
+            window,
+            group,
+            output_padding,
+            output_shape,
+        } => conv::conv_transpose(window, *group, output_padding, output_shape, ins),
         BatchNormalization { epsilon } => norm::batch_norm(*epsilon, ins),
         LayerNormalization { axis, epsilon } => norm::layer_norm(*axis, *epsilon, ins, num_outputs),
         RmsNormalization { axis, epsilon } => norm::rms_norm(*axis, *epsilon, ins),
         Softmax { axis, coerce_2d } => norm::softmax(*axis, *coerce_2d, false, ins),
         LogSoftmax { axis, coerce_2d } => norm::softmax(*axis, *coerce_2d, true, ins),
-        Reduce { op, keepdims, noop_with_empty_axes } => {
-            reduce::reduce(*op, *keepdims, *noop_with_empty_axes, ins)
-        }
-        ArgMax { axis, keepdims, select_last_index } => {
-            reduce::arg_extreme(true, *axis, *keepdims, *select_last_index, ins)
-        }
-        ArgMin { axis, keepdims, select_last_index } => {
-            reduce::arg_extreme(false, *axis, *keepdims, *select_last_index, ins)
-        }
-        TopK { axis, largest, sorted } => reduce::top_k(*axis, *largest, *sorted, ins),
+        Reduce {
+            op,
+            keepdims,
+            noop_with_empty_axes,
+        } => reduce::reduce(*op, *keepdims, *noop_with_empty_axes, ins),
+        ArgMax {
+            axis,
+            keepdims,
+            select_last_index,
+        } => reduce::arg_extreme(true, *axis, *keepdims, *select_last_index, ins),
+        ArgMin {
+            axis,
+            keepdims,
+            select_last_index,
+        } => reduce::arg_extreme(false, *axis, *keepdims, *select_last_index, ins),
+        TopK {
+            axis,
+            largest,
+            sorted,
+        } => reduce::top_k(*axis, *largest, *sorted, ins),
         CumSum { exclusive, reverse } => reduce::cum_sum(*exclusive, *reverse, ins),
-        MaxPool { window, ceil_mode, storage_order } => {
-            pool::max_pool(window, *ceil_mode, *storage_order, ins, num_outputs)
-        }
-        AveragePool { window, ceil_mode, count_include_pad } => {
-            pool::average_pool(window, *ceil_mode, *count_include_pad, ins)
-        }
+        MaxPool {
+            window,
+            ceil_mode,
+            storage_order,
+        } => pool::max_pool(window, *ceil_mode, *storage_order, ins, num_outputs),
+        AveragePool {
+            window,
+            ceil_mode,
+            count_include_pad,
+        } => pool::average_pool(window, *ceil_mode, *count_include_pad, ins),
         GlobalAveragePool => pool::global_pool(false, ins),
         GlobalMaxPool => pool::global_pool(true, ins),
         Reshape { allowzero } => movement::reshape(*allowzero, ins),
@@ -86,7 +126,10 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
         Squeeze => movement::squeeze(ins),
         Unsqueeze => movement::unsqueeze(ins),
         Concat { axis } => movement::concat(*axis, ins),
-        Split { axis, num_outputs: n } => movement::split(*axis, *n, ins),
+        Split {
+            axis,
+            num_outputs: n,
+        } => movement::split(*axis, *n, ins),
         Slice => movement::slice(ins),
         Gather { axis } => movement::gather(*axis, ins),
         GatherElements { axis } => movement::gather_elements(*axis, ins),
@@ -102,9 +145,11 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
         Resize(attrs) => resize::resize(attrs, ins),
         NonZero => movement::non_zero(ins),
         OneHot { axis } => movement::one_hot(*axis, ins),
-        QuantizeLinear { axis, block_size, output_dtype } => {
-            quant::quantize_linear(*axis, *block_size, *output_dtype, ins)
-        }
+        QuantizeLinear {
+            axis,
+            block_size,
+            output_dtype,
+        } => quant::quantize_linear(*axis, *block_size, *output_dtype, ins),
         DequantizeLinear { axis, block_size } => quant::dequantize_linear(*axis, *block_size, ins),
         DynamicQuantizeLinear => quant::dynamic_quantize_linear(ins),
         MatMulInteger => linalg::matmul_integer(ins),
@@ -125,13 +170,19 @@ pub fn run(g: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, t)| t)
-            .ok_or_else(|| IrError::Input { name: name.into(), msg: "missing: no value was given".into() })?;
+            .ok_or_else(|| IrError::Input {
+                name: name.into(),
+                msg: "missing: no value was given".into(),
+            })?;
         check_input(name, g.input_type(i), t, &mut syms)?;
         env.insert(Value::new(id, 0), t.clone());
     }
     for (n, _) in inputs {
         if !(0..g.inputs().len()).any(|i| g.input_name(i) == *n) {
-            return Err(IrError::Input { name: n.to_string(), msg: "the model has no input of this name".into() });
+            return Err(IrError::Input {
+                name: n.to_string(),
+                msg: "the model has no input of this name".into(),
+            });
         }
     }
     // Remaining reads per value, so intermediate tensors are dropped after their last use.
@@ -151,7 +202,8 @@ pub fn run(g: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>
         }
         let ins = g.node_inputs(id);
         let outs = {
-            let args: Vec<Option<&Tensor>> = ins.iter().map(|v| v.and_then(|v| env.get(&v))).collect();
+            let args: Vec<Option<&Tensor>> =
+                ins.iter().map(|v| v.and_then(|v| env.get(&v))).collect();
             eval_op(&node.op, &args, node.outputs.len()).map_err(|msg| IrError::Eval {
                 node: node.name.clone(),
                 op: node.op.kind_name(),
@@ -176,9 +228,10 @@ pub fn run(g: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>
     g.outputs()
         .iter()
         .map(|o| {
-            let t = env.get(&o.value).cloned().ok_or_else(|| {
-                IrError::Graph(format!("output '{}' was not computed", o.name))
-            })?;
+            let t = env
+                .get(&o.value)
+                .cloned()
+                .ok_or_else(|| IrError::Graph(format!("output '{}' was not computed", o.name)))?;
             Ok((o.name.clone(), t))
         })
         .collect()
@@ -190,23 +243,39 @@ fn check_input(
     t: &Tensor,
     syms: &mut HashMap<String, usize>,
 ) -> Result<(), IrError> {
-    let err = |msg: String| IrError::Input { name: name.into(), msg };
+    let err = |msg: String| IrError::Input {
+        name: name.into(),
+        msg,
+    };
     if t.dtype() != ty.dtype {
-        return Err(err(format!("expected dtype {} but got {}", ty.dtype, t.dtype())));
+        return Err(err(format!(
+            "expected dtype {} but got {}",
+            ty.dtype,
+            t.dtype()
+        )));
     }
     let Some(dims) = &ty.shape else { return Ok(()) };
     if dims.len() != t.rank() {
-        return Err(err(format!("expected shape {ty} (rank {}) but got {:?}", dims.len(), t.shape())));
+        return Err(err(format!(
+            "expected shape {ty} (rank {}) but got {:?}",
+            dims.len(),
+            t.shape()
+        )));
     }
     for (i, (d, &n)) in dims.iter().zip(t.shape()).enumerate() {
         match d {
             crate::Dim::Known(k) if *k != n => {
-                return Err(err(format!("expected shape {ty} but got {:?} (dimension {i})", t.shape())))
+                return Err(err(format!(
+                    "expected shape {ty} but got {:?} (dimension {i})",
+                    t.shape()
+                )))
             }
             crate::Dim::Sym(s) => {
                 let prev = *syms.entry(s.clone()).or_insert(n);
                 if prev != n {
-                    return Err(err(format!("dimension '{s}' is {prev} elsewhere but {n} here")));
+                    return Err(err(format!(
+                        "dimension '{s}' is {prev} elsewhere but {n} here"
+                    )));
                 }
             }
             _ => {}

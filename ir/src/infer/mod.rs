@@ -142,6 +142,10 @@ pub(crate) fn infer_node_vals(
                 shape,
             })
         }
+        Op::IsNaN | Op::IsInf { .. } => one(TensorType {
+            dtype: DType::Bool,
+            shape: ins.ty(0, "input")?.shape.clone(),
+        }),
         Op::Cast { to } => one(TensorType {
             dtype: *to,
             shape: ins.ty(0, "input")?.shape.clone(),
