@@ -20,8 +20,10 @@ pub fn dead_code_elimination(g: &mut Graph, cx: &mut PassContext) -> Result<Chan
             stack.extend(g.node_inputs(n).into_iter().flatten().map(|v| v.node));
         }
     }
-    let dead: Vec<NodeId> =
-        g.node_ids().filter(|n| !live.contains(n) && !matches!(g.node(*n).op, Op::Input(_))).collect();
+    let dead: Vec<NodeId> = g
+        .node_ids()
+        .filter(|n| !live.contains(n) && !matches!(g.node(*n).op, Op::Input(_)))
+        .collect();
     for &n in &dead {
         g.remove_node(n);
     }
@@ -42,7 +44,10 @@ mod tests {
         let src = "graph \"g\" {\n  input %x: f32[4]\n  %a = Unary(Relu) %x : f32[4]\n  %b = Unary(Exp) %x : f32[4]\n  output %a\n}\n";
         let mut g = parse_graph(src).unwrap();
         let mut cx = PassContext::default();
-        assert_eq!(dead_code_elimination(&mut g, &mut cx).unwrap(), Changed::Yes);
+        assert_eq!(
+            dead_code_elimination(&mut g, &mut cx).unwrap(),
+            Changed::Yes
+        );
         let out = print_graph(&g).unwrap();
         assert!(!out.contains("Exp"), "{out}");
         assert!(out.contains("Relu"));

@@ -52,7 +52,10 @@ impl Pass for FnPass {
         self.name
     }
     fn run(&self, g: &mut Graph, cx: &mut PassContext) -> Result<Changed, PassError> {
-        (self.f)(g, cx).map_err(|source| PassError::Ir { pass: self.name.to_string(), source })
+        (self.f)(g, cx).map_err(|source| PassError::Ir {
+            pass: self.name.to_string(),
+            source,
+        })
     }
 }
 
@@ -63,7 +66,11 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "remove-identity" => crate::remove_identity,
         _ => return Err(PassError::UnknownPass(name.to_string())),
     };
-    let name = PASS_NAMES.iter().copied().find(|n| *n == name).unwrap_or("?");
+    let name = PASS_NAMES
+        .iter()
+        .copied()
+        .find(|n| *n == name)
+        .unwrap_or("?");
     Ok(Box::new(FnPass { name, f }))
 }
 
@@ -96,7 +103,10 @@ impl Pipeline {
             if p.run(g, cx)? == Changed::Yes {
                 changed.push(p.name());
                 if cx.verify || cfg!(debug_assertions) {
-                    g.topo_order().map_err(|source| PassError::Ir { pass: p.name().into(), source })?;
+                    g.topo_order().map_err(|source| PassError::Ir {
+                        pass: p.name().into(),
+                        source,
+                    })?;
                 }
             }
         }

@@ -17,13 +17,17 @@ pub fn remove_identity(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, I
         let node = g.node(id);
         let removable = match node.op {
             Op::Identity => true,
-            Op::Dropout => (1..node.outputs.len()).all(|p| g.consumers(Value::new(id, p)).is_empty() && !g.is_output(Value::new(id, p))),
+            Op::Dropout => (1..node.outputs.len()).all(|p| {
+                g.consumers(Value::new(id, p)).is_empty() && !g.is_output(Value::new(id, p))
+            }),
             _ => false,
         };
         if !removable {
             continue;
         }
-        let (Some(src), out) = (g.input(id, 0), Value::new(id, 0)) else { continue };
+        let (Some(src), out) = (g.input(id, 0), Value::new(id, 0)) else {
+            continue;
+        };
         if g.is_output(out) && (matches!(g.node(src.node).op, Op::Input(_)) || g.is_output(src)) {
             continue;
         }
@@ -39,6 +43,9 @@ pub fn remove_identity(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, I
     if removed == 0 {
         return Ok(Changed::No);
     }
-    cx.explain("remove-identity", format!("removed {removed} Identity/Dropout nodes"));
+    cx.explain(
+        "remove-identity",
+        format!("removed {removed} Identity/Dropout nodes"),
+    );
     Ok(Changed::Yes)
 }

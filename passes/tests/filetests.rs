@@ -33,7 +33,15 @@ fn check(path: &Path, bless: bool) -> Result<(), String> {
         .to_string();
     let mut g = parse_graph(head).map_err(|e| format!("input: {e}"))?;
     let pipeline = Pipeline::parse(&passes).map_err(|e| e.to_string())?;
-    pipeline.run(&mut g, &mut PassContext { verify: true, ..Default::default() }).map_err(|e| e.to_string())?;
+    pipeline
+        .run(
+            &mut g,
+            &mut PassContext {
+                verify: true,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
     let got = print_graph(&g).map_err(|e| e.to_string())?;
     if bless {
         let new = format!("{}{EXPECTED}\n{got}", head.trim_end().to_string() + "\n\n");
@@ -41,7 +49,10 @@ fn check(path: &Path, bless: bool) -> Result<(), String> {
         return Ok(());
     }
     if got.trim() != expected.trim() {
-        return Err(format!("output differs\n--- expected\n{}\n--- got\n{got}", expected.trim()));
+        return Err(format!(
+            "output differs\n--- expected\n{}\n--- got\n{got}",
+            expected.trim()
+        ));
     }
     Ok(())
 }
@@ -52,11 +63,21 @@ fn filetests() {
     let bless = std::env::var("WHITTLE_BLESS").is_ok_and(|v| v == "1");
     let mut failures = Vec::new();
     let all = files(&root);
-    assert!(!all.is_empty(), "no filetests found under {}", root.display());
+    assert!(
+        !all.is_empty(),
+        "no filetests found under {}",
+        root.display()
+    );
     for f in &all {
         if let Err(e) = check(f, bless) {
             failures.push(format!("{}: {e}", f.display()));
         }
     }
-    assert!(failures.is_empty(), "{} of {} filetests failed:\n{}", failures.len(), all.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} filetests failed:\n{}",
+        failures.len(),
+        all.len(),
+        failures.join("\n\n")
+    );
 }

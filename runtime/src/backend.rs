@@ -8,7 +8,12 @@ pub enum RuntimeError {
     #[error(transparent)]
     Ir(#[from] IrError),
     #[error("backend '{backend}' cannot compile node '{node}' ({op}): {msg}")]
-    Unsupported { backend: String, node: String, op: String, msg: String },
+    Unsupported {
+        backend: String,
+        node: String,
+        op: String,
+        msg: String,
+    },
     #[error("{0}")]
     Io(String),
 }
@@ -40,7 +45,9 @@ impl Backend for ReferenceBackend {
 
     fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, RuntimeError> {
         graph.topo_order()?;
-        Ok(Box::new(ReferenceExecutable { graph: graph.clone() }))
+        Ok(Box::new(ReferenceExecutable {
+            graph: graph.clone(),
+        }))
     }
 }
 

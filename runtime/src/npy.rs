@@ -16,7 +16,10 @@ pub struct NpyError {
 }
 
 fn err(path: &Path, msg: impl std::fmt::Display) -> NpyError {
-    NpyError { path: path.display().to_string(), msg: msg.to_string() }
+    NpyError {
+        path: path.display().to_string(),
+        msg: msg.to_string(),
+    }
 }
 
 /// Reads one `.npy` file.
@@ -28,7 +31,8 @@ pub fn read_npy(path: &Path) -> Result<Tensor, NpyError> {
 /// Reads every array of an `.npz` archive, in archive order.
 pub fn read_npz(path: &Path) -> Result<Vec<(String, Tensor)>, NpyError> {
     let f = File::open(path).map_err(|e| err(path, e))?;
-    let mut zip = npyz::npz::NpzArchive::new(BufReader::new(f)).map_err(|e| err(path, format!("not a valid .npz archive ({e})")))?;
+    let mut zip = npyz::npz::NpzArchive::new(BufReader::new(f))
+        .map_err(|e| err(path, format!("not a valid .npz archive ({e})")))?;
     let names: Vec<String> = zip.array_names().map(str::to_string).collect();
     let mut out = Vec::new();
     for name in names {
@@ -49,15 +53,27 @@ fn read_npy_from<R: Read>(r: R) -> Result<Tensor, String> {
 
 fn tensor_from_npy<R: Read>(npy: npyz::NpyFile<R>) -> Result<Tensor, String> {
     if npy.order() == npyz::Order::Fortran {
-        return Err("Fortran-ordered arrays are not supported (save with np.ascontiguousarray)".into());
+        return Err(
+            "Fortran-ordered arrays are not supported (save with np.ascontiguousarray)".into(),
+        );
     }
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let dtype = match npy.dtype() {
-        npyz::DType::Plain(ts) => dtype_of(&ts).ok_or_else(|| format!("unsupported array dtype '{ts}'"))?,
-        other => return Err(format!("unsupported array dtype '{}' (structured arrays are not tensors)", other.descr())),
+        npyz::DType::Plain(ts) => {
+            dtype_of(&ts).ok_or_else(|| format!("unsupported array dtype '{ts}'"))?
+        }
+        other => {
+            return Err(format!(
+                "unsupported array dtype '{}' (structured arrays are not tensors)",
+                other.descr()
+            ))
+        }
     };
-    fn typed<T: Element + npyz::Deserialize, R: Read>(npy: npyz::NpyFile<R>) -> Result<Vec<T>, String> {
-        npy.into_vec::<T>().map_err(|e| format!("cannot read the array data ({e})"))
+    fn typed<T: Element + npyz::Deserialize, R: Read>(
+        npy: npyz::NpyFile<R>,
+    ) -> Result<Vec<T>, String> {
+        npy.into_vec::<T>()
+            .map_err(|e| format!("cannot read the array data ({e})"))
     }
     let data = match dtype {
         DType::F32 => TensorData::F32(typed(npy)?),
