@@ -103,7 +103,7 @@ impl Pipeline {
             if p.run(g, cx)? == Changed::Yes {
                 changed.push(p.name());
                 if cx.verify || cfg!(debug_assertions) {
-                    g.topo_order().map_err(|source| PassError::Ir {
+                    g.verify().map_err(|source| PassError::Ir {
                         pass: p.name().into(),
                         source,
                     })?;
