@@ -6,12 +6,18 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+const EXAMPLES: &str = "\
+Examples:
+  whittle demo                                   run the embedded demo model end to end
+  whittle inspect model.onnx                     ops, parameters, inputs/outputs, unsupported ops
+  whittle run model.onnx -i input_ids=ids.npy -i attention_mask=mask.npy -o out/
+  whittle optimize model.onnx -o model.opt.onnx  exact passes; the result runs in any ONNX runtime
+  whittle passes                                 list the pass names accepted by --passes";
+
 /// whittle compiles ONNX models into fast native code, with exact and approximate
 /// compression passes applied to any exported graph.
-///
-/// Start with `whittle demo` (no files needed), then `whittle inspect model.onnx`.
 #[derive(Parser)]
-#[command(name = "whittle", version, about, long_about = None)]
+#[command(name = "whittle", version, about, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     cmd: Command,
@@ -40,7 +46,7 @@ enum Command {
         /// Which backend runs the model.
         #[arg(long, default_value = "reference", value_name = "NAME")]
         backend: String,
-        /// Passes to run first, comma-separated (`none` for no passes).
+        /// Passes to run first: `none`, `exact`, or pass names, comma-separated (see `whittle passes`).
         #[arg(long, default_value = "none", value_name = "a,b,c")]
         passes: String,
     },
@@ -51,7 +57,8 @@ enum Command {
         /// Where the optimized model goes.
         #[arg(long, short = 'o', value_name = "OUT.onnx")]
         output: PathBuf,
-        /// Passes to run, comma-separated: `exact` (default), `none`, or names from --list-passes.
+        /// Passes to run, comma-separated: `exact` (the default pipeline), `none`, or pass
+        /// names (see `whittle passes`).
         #[arg(long, default_value = "exact", value_name = "a,b,c")]
         passes: String,
         /// Print why each pass did or did not apply.
@@ -63,6 +70,8 @@ enum Command {
     },
     /// Build an embedded demo model, run it through the whole pipeline and check the result.
     Demo,
+    /// List the passes that --passes accepts.
+    Passes,
 }
 
 fn main() -> ExitCode {
@@ -84,6 +93,22 @@ fn main() -> ExitCode {
             external_data,
         } => cli::optimize::run(&model, &output, &passes, explain, external_data),
         Command::Demo => cli::demo::run(),
+        Command::Passes => {
+            println!(
+                "exact pipeline: {}",
+                whittle::passes::Pipeline::exact()
+                    .passes
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            println!("passes:");
+            for name in whittle::passes::PASS_NAMES {
+                println!("  {name}");
+            }
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
