@@ -31,7 +31,10 @@ pub fn run() -> CliResult {
     g.verify().map_err(|e| e.to_string())?;
     let inputs = demo_inputs();
     println!(
-        "demo model: BERT-style Post-LN encoder, {} nodes",
+        "demo model: BERT-style Post-LN encoder ({} layers, width {}, {} heads), {} graph nodes",
+        whittle::demo::LAYERS,
+        whittle::demo::HIDDEN,
+        whittle::demo::HEADS,
         g.node_count()
     );
     super::inspect::summarize(&g);

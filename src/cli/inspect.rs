@@ -63,7 +63,10 @@ pub fn summarize(g: &Graph) {
     );
     let mut ops: Vec<(String, usize)> = hist.into_iter().collect();
     ops.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    println!("ops ({} nodes):", ops.iter().map(|o| o.1).sum::<usize>());
+    println!(
+        "ops ({} op nodes besides inputs and constants):",
+        ops.iter().map(|o| o.1).sum::<usize>()
+    );
     for (op, n) in ops {
         println!("  {op:<24} {n}");
     }
