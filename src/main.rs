@@ -75,6 +75,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Like every Unix filter: when the reader of our stdout goes away (`whittle ... | head`),
+    // stop quietly instead of panicking on EPIPE.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.cmd {
         Command::Inspect { model, ir } => cli::inspect::run(&model, ir),
