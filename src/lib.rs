@@ -1,6 +1,7 @@
 //! whittle: the facade library behind the CLI — re-exports of the pipeline crates and the
 //! one place where frontend, passes and backends are assembled.
 
+pub use whittle_cpu as cpu;
 pub use whittle_frontend as frontend;
 pub use whittle_ir as ir;
 pub use whittle_passes as passes;
@@ -11,12 +12,13 @@ pub mod demo;
 use whittle_runtime::{Backend, ReferenceBackend};
 
 /// The names accepted by `--backend`.
-pub const BACKENDS: &[&str] = &["reference"];
+pub const BACKENDS: &[&str] = &["reference", "cpu"];
 
 /// Looks a backend up by its command-line name.
 pub fn backend_by_name(name: &str) -> Result<Box<dyn Backend>, String> {
     match name {
         "reference" => Ok(Box::new(ReferenceBackend)),
+        "cpu" => Ok(Box::new(whittle_cpu::CpuBackend)),
         other => Err(format!(
             "unknown backend '{other}' (available: {})",
             BACKENDS.join(", ")

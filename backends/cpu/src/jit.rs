@@ -1,0 +1,165 @@
+//! The Cranelift JIT module: a native (non-PIC) ISA tuned for speed, into which the
+//! lowering emits one function per kernel, and the finalized code that the executable keeps.
+
+use cranelift_codegen::ir::{types, AbiParam, Function, Signature, UserFuncName};
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+
+/// The signature every generated kernel has: `extern "C" fn(args: *const *mut f32)`, where
+/// `args` lists the kernel's input buffers and then its output buffer.
+pub type KernelFn = unsafe extern "C" fn(*const *mut f32);
+
+/// A JIT module under construction, plus what it knows about the host.
+pub struct Jit {
+    module: JITModule,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    /// Whether the ISA has FMA (so `fma` lowers to `vfmadd`, not a libcall per lane).
+    pub has_fma: bool,
+    pending: Vec<FuncId>,
+}
+
+/// Finalized machine code. Dropping it frees the code, so every function pointer taken from
+/// it must be dropped first (the executable holds both, code last).
+pub struct JitCode {
+    module: Option<JITModule>,
+}
+
+impl Drop for JitCode {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: the owner (the executable) drops its kernel pointers before the code.
+            unsafe { m.free_memory() }
+        }
+    }
+}
+
+// SAFETY: the finalized module is immutable executable memory; nothing in it is touched
+// after `finalize`, and the code it holds is reentrant (kernels keep no state).
+unsafe impl Send for JitCode {}
+unsafe impl Sync for JitCode {}
+
+/// Builds the host ISA: `cranelift-native` detection, `opt_level=speed`, non-PIC (JIT).
+pub fn native_isa() -> Result<OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    for (k, v) in [
+        ("opt_level", "speed"),
+        ("is_pic", "false"),
+        ("use_colocated_libcalls", "false"),
+    ] {
+        flags
+            .set(k, v)
+            .map_err(|e| format!("cranelift setting {k}={v}: {e}"))?;
+    }
+    let isa_builder = cranelift_native::builder().map_err(|e| format!("host ISA: {e}"))?;
+    isa_builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| format!("host ISA: {e}"))
+}
+
+/// Whether the host CPU has FMA, as the standard library detects it.
+pub fn host_has_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("avx")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        true
+    }
+}
+
+impl Jit {
+    pub fn new() -> Result<Jit, String> {
+        let isa = native_isa()?;
+        let has_fma = isa.has_native_fma();
+        if host_has_fma() && !has_fma {
+            return Err("the host has FMA but the Cranelift ISA flags do not enable it".into());
+        }
+        let builder = JITBuilder::with_isa(isa, default_libcall_names());
+        let module = JITModule::new(builder);
+        let ctx = module.make_context();
+        Ok(Jit {
+            module,
+            ctx,
+            fctx: FunctionBuilderContext::new(),
+            has_fma,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The kernel signature `fn(args: *const *mut f32)` in the host calling convention.
+    fn kernel_signature(&self) -> Signature {
+        let mut sig = Signature::new(CallConv::triple_default(self.module.isa().triple()));
+        sig.params.push(AbiParam::new(types::I64));
+        sig
+    }
+
+    /// Declares and defines a kernel named `name`; `body` fills the function through a
+    /// builder whose entry block has the `args` pointer as its one parameter. Returns an id
+    /// for [`Jit::finish`].
+    pub fn define_kernel(
+        &mut self,
+        name: &str,
+        body: impl FnOnce(&mut FunctionBuilder, cranelift_codegen::ir::Value, bool),
+    ) -> Result<usize, String> {
+        let sig = self.kernel_signature();
+        let id = self
+            .module
+            .declare_function(name, Linkage::Local, &sig)
+            .map_err(|e| format!("declare {name}: {e}"))?;
+        self.ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let args = b.block_params(entry)[0];
+            body(&mut b, args, self.has_fma);
+            b.seal_all_blocks();
+            b.finalize(self.module.isa().frontend_config());
+        }
+        let res = self.module.define_function(id, &mut self.ctx);
+        self.module.clear_context(&mut self.ctx);
+        res.map_err(|e| format!("define {name}: {e:?}"))?;
+        self.pending.push(id);
+        Ok(self.pending.len() - 1)
+    }
+
+    /// Finalizes all kernels; returns their entry points in definition order and the code.
+    pub fn finish(mut self) -> Result<(Vec<KernelFn>, JitCode), String> {
+        self.module
+            .finalize_definitions()
+            .map_err(|e| format!("finalize: {e}"))?;
+        let fns = self
+            .pending
+            .iter()
+            .map(|&id| {
+                let p = self.module.get_finalized_function(id);
+                // SAFETY: every pending function was defined with the kernel signature.
+                unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
+            })
+            .collect();
+        Ok((
+            fns,
+            JitCode {
+                module: Some(self.module),
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fma_flag_follows_the_host() {
+        let jit = Jit::new().expect("jit");
+        assert_eq!(jit.has_fma, host_has_fma());
+    }
+}

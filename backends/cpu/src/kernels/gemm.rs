@@ -1,0 +1,357 @@
+//! Packed f32 GEMM, `C = alpha·op(A)·op(B) + bias`, BLIS-style: B packed into `k × NR`
+//! column strips (once, at compile time, when it is a constant), A packed per `MC × KC`
+//! block, a register-tile micro-kernel, and the epilogue (alpha, broadcast bias) applied to
+//! each tile right after its last K block, while it is in cache. Single-threaded for now.
+
+pub use super::ukernel::Ukr;
+
+/// K block length: a `KC × NR` strip of B stays in L1 while the kernel sweeps A.
+const KC: usize = 256;
+/// Rows of A packed at a time (rounded down to a multiple of MR).
+const MC: usize = 128;
+
+/// A strided read-only matrix view: element `(i, j)` is at `ptr + i*rs + j*cs`.
+#[derive(Clone, Copy, Debug)]
+pub struct MatRef {
+    pub ptr: *const f32,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// B packed for one micro-kernel width: for each K block starting at `p0` (length `kc`),
+/// strip `s` is `kc × NR` row-major at `p0·strips·NR + s·kc·NR`; padding columns are zero.
+#[derive(Clone, Debug)]
+pub struct PackedB {
+    pub k: usize,
+    pub n: usize,
+    pub nr: usize,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    fn strips(n: usize, nr: usize) -> usize {
+        n.div_ceil(nr)
+    }
+
+    /// Packs the `k × n` matrix `b`.
+    ///
+    /// # Safety
+    /// `b` must address `k × n` readable elements with its strides.
+    pub unsafe fn pack(b: MatRef, k: usize, n: usize, nr: usize) -> PackedB {
+        let mut p = PackedB {
+            k,
+            n,
+            nr,
+            data: Vec::new(),
+        };
+        p.repack(b);
+        p
+    }
+
+    /// Packs `b` (same `k`, `n`, `nr` as before) reusing the allocation.
+    ///
+    /// # Safety
+    /// As [`PackedB::pack`].
+    pub unsafe fn repack(&mut self, b: MatRef) {
+        let (k, n, nr) = (self.k, self.n, self.nr);
+        let strips = Self::strips(n, nr);
+        self.data.clear();
+        self.data.resize(k * strips * nr, 0.0);
+        let mut p0 = 0;
+        while p0 < k {
+            let kc = KC.min(k - p0);
+            for s in 0..strips {
+                let base = p0 * strips * nr + s * kc * nr;
+                let j0 = s * nr;
+                let nc = nr.min(n - j0);
+                for p in 0..kc {
+                    let dst = &mut self.data[base + p * nr..base + p * nr + nc];
+                    let src = b.ptr.add((p0 + p) * b.rs + j0 * b.cs);
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = *src.add(j * b.cs);
+                    }
+                }
+            }
+            p0 += kc;
+        }
+    }
+
+    fn block(&self, p0: usize, kc: usize, strip: usize) -> *const f32 {
+        let strips = Self::strips(self.n, self.nr);
+        self.data[p0 * strips * self.nr + strip * kc * self.nr..].as_ptr()
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len() * 4
+    }
+}
+
+/// What happens to each finished tile: `c = alpha·c + beta·bias[i·rs + j·cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue {
+    pub alpha: f32,
+    pub beta: f32,
+    /// The (broadcast) bias, strides 0 on broadcast axes.
+    pub bias: Option<MatRef>,
+}
+
+impl Epilogue {
+    pub const NONE: Epilogue = Epilogue {
+        alpha: 1.0,
+        beta: 1.0,
+        bias: None,
+    };
+
+    fn is_identity(&self) -> bool {
+        self.alpha == 1.0 && self.bias.is_none()
+    }
+
+    /// Applies to rows `r0..r0+rows`, columns `j0..j0+cols` of `c` (row stride `ldc`).
+    unsafe fn apply(
+        &self,
+        c: *mut f32,
+        ldc: usize,
+        r0: usize,
+        rows: usize,
+        j0: usize,
+        cols: usize,
+    ) {
+        if self.is_identity() {
+            return;
+        }
+        for i in r0..r0 + rows {
+            let row = std::slice::from_raw_parts_mut(c.add(i * ldc + j0), cols);
+            match self.bias {
+                None => row.iter_mut().for_each(|v| *v *= self.alpha),
+                Some(b) => {
+                    let bp = b.ptr.add(i * b.rs + j0 * b.cs);
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = self.alpha * *v + self.beta * *bp.add(j * b.cs);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reusable packing buffers.
+#[derive(Default)]
+pub struct Scratch {
+    apack: Vec<f32>,
+    tile: Vec<f32>,
+}
+
+/// `C[m×n] = epilogue(A[m×k] · B)` with B packed for `ukr`.
+///
+/// # Safety
+/// `a` addresses `m × k` readable elements, `c` an `m × n` writable row-major matrix with row
+/// stride `ldc ≥ n` that does not overlap `a`, the bias, or `b`; `b` was packed with
+/// `ukr.nr`, `b.k == k`, `b.n == n`; and the CPU supports `ukr`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm(
+    ukr: &Ukr,
+    m: usize,
+    a: MatRef,
+    b: &PackedB,
+    c: *mut f32,
+    ldc: usize,
+    epi: &Epilogue,
+    scratch: &mut Scratch,
+) {
+    let (k, n, mr, nr) = (b.k, b.n, ukr.mr, ukr.nr);
+    debug_assert_eq!(b.nr, nr);
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0);
+        }
+        epi.apply(c, ldc, 0, m, 0, n);
+        return;
+    }
+    let mc_max = (MC / mr).max(1) * mr;
+    let strips = n.div_ceil(nr);
+    scratch.tile.resize(mr * nr, 0.0);
+    let mut p0 = 0;
+    while p0 < k {
+        let kc = KC.min(k - p0);
+        let (first, last) = (p0 == 0, p0 + kc == k);
+        let mut i0 = 0;
+        while i0 < m {
+            let mc = mc_max.min(m - i0);
+            pack_a(a, i0, mc, p0, kc, mr, &mut scratch.apack);
+            for s in 0..strips {
+                let j0 = s * nr;
+                let nc = nr.min(n - j0);
+                let bp = b.block(p0, kc, s);
+                for t in 0..mc.div_ceil(mr) {
+                    let r0 = i0 + t * mr;
+                    let rc = mr.min(m - r0);
+                    let ap = scratch.apack.as_ptr().add(t * kc * mr);
+                    let cp = c.add(r0 * ldc + j0);
+                    if rc == mr && nc == nr {
+                        (ukr.f)(kc, ap, bp, cp, ldc, !first);
+                    } else {
+                        let tile = scratch.tile.as_mut_ptr();
+                        (ukr.f)(kc, ap, bp, tile, nr, false);
+                        for r in 0..rc {
+                            let dst = std::slice::from_raw_parts_mut(cp.add(r * ldc), nc);
+                            let src = std::slice::from_raw_parts(tile.add(r * nr), nc);
+                            if first {
+                                dst.copy_from_slice(src);
+                            } else {
+                                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                            }
+                        }
+                    }
+                    if last {
+                        epi.apply(c, ldc, r0, rc, j0, nc);
+                    }
+                }
+            }
+            i0 += mc;
+        }
+        p0 += kc;
+    }
+}
+
+/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into `MR`-row strips (`kc × MR` each,
+/// zero-padded rows).
+unsafe fn pack_a(
+    a: MatRef,
+    i0: usize,
+    mc: usize,
+    p0: usize,
+    kc: usize,
+    mr: usize,
+    out: &mut Vec<f32>,
+) {
+    let strips = mc.div_ceil(mr);
+    out.clear();
+    out.resize(strips * kc * mr, 0.0);
+    for t in 0..strips {
+        let base = t * kc * mr;
+        let rows = mr.min(mc - t * mr);
+        for r in 0..rows {
+            let src = a.ptr.add((i0 + t * mr + r) * a.rs + p0 * a.cs);
+            for p in 0..kc {
+                out[base + p * mr + r] = *src.add(p * a.cs);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(m: usize, k: usize, n: usize, a: &[f32], b: &[f32]) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
+                    .sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn every_kernel_matches_naive_on_odd_shapes() {
+        for ukr in Ukr::all_available() {
+            for &(m, k, n) in &[(1, 1, 1), (7, 3, 5), (9, 300, 33), (17, 513, 70), (3, 0, 4)] {
+                let a: Vec<f32> = (0..m * k)
+                    .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
+                    .collect();
+                let b: Vec<f32> = (0..k * n)
+                    .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
+                    .collect();
+                let want = naive(m, k, n, &a, &b);
+                let mut c = vec![f32::NAN; m * n];
+                unsafe {
+                    let pb = PackedB::pack(
+                        MatRef {
+                            ptr: b.as_ptr(),
+                            rs: n,
+                            cs: 1,
+                        },
+                        k,
+                        n,
+                        ukr.nr,
+                    );
+                    let ar = MatRef {
+                        ptr: a.as_ptr(),
+                        rs: k,
+                        cs: 1,
+                    };
+                    gemm(
+                        &ukr,
+                        m,
+                        ar,
+                        &pb,
+                        c.as_mut_ptr(),
+                        n,
+                        &Epilogue::NONE,
+                        &mut Scratch::default(),
+                    );
+                }
+                for (g, w) in c.iter().zip(&want) {
+                    assert!(
+                        (*g as f64 - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                        "{} {m}x{k}x{n}: {g} vs {w}",
+                        ukr.name
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn epilogue_adds_a_broadcast_row_bias() {
+        // [[1,2],[3,4]] · I + alpha/beta with bias row [10, 20]: hand-checked.
+        let a = [1.0f32, 2.0, 3.0, 4.0];
+        let b = [1.0f32, 0.0, 0.0, 1.0];
+        let bias = [10.0f32, 20.0];
+        let mut c = [0.0f32; 4];
+        let ukr = Ukr::portable();
+        unsafe {
+            let pb = PackedB::pack(
+                MatRef {
+                    ptr: b.as_ptr(),
+                    rs: 2,
+                    cs: 1,
+                },
+                2,
+                2,
+                ukr.nr,
+            );
+            let epi = Epilogue {
+                alpha: 2.0,
+                beta: 0.5,
+                bias: Some(MatRef {
+                    ptr: bias.as_ptr(),
+                    rs: 0,
+                    cs: 1,
+                }),
+            };
+            gemm(
+                &ukr,
+                2,
+                MatRef {
+                    ptr: a.as_ptr(),
+                    rs: 2,
+                    cs: 1,
+                },
+                &pb,
+                c.as_mut_ptr(),
+                2,
+                &epi,
+                &mut Scratch::default(),
+            );
+        }
+        assert_eq!(c, [7.0, 14.0, 11.0, 18.0]);
+    }
+}

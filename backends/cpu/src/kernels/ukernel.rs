@@ -1,0 +1,164 @@
+//! GEMM micro-kernels: `MR × NR` register tiles over packed A (`k × MR`) and packed B
+//! (`k × NR`) panels, one per instruction set, picked at run time by CPU feature detection.
+
+// Register tiles read best as explicit index loops.
+#![allow(clippy::needless_range_loop)]
+
+/// `c[r][j] (=|+=) Σ_p a[p*MR + r] * b[p*NR + j]` for one full tile; `ldc` is C's row stride.
+pub type UkrFn =
+    unsafe fn(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool);
+
+/// A micro-kernel and its tile shape.
+#[derive(Clone, Copy, Debug)]
+pub struct Ukr {
+    pub name: &'static str,
+    pub mr: usize,
+    pub nr: usize,
+    pub f: UkrFn,
+}
+
+impl Ukr {
+    /// The fastest kernel this CPU runs.
+    pub fn best() -> Ukr {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Ukr {
+                    name: "avx512-8x32",
+                    mr: 8,
+                    nr: 32,
+                    f: avx512_8x32,
+                };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Ukr {
+                    name: "avx2-6x16",
+                    mr: 6,
+                    nr: 16,
+                    f: avx2_6x16,
+                };
+            }
+        }
+        Ukr::portable()
+    }
+
+    /// The plain-Rust kernel (any CPU).
+    pub fn portable() -> Ukr {
+        Ukr {
+            name: "portable-4x8",
+            mr: 4,
+            nr: 8,
+            f: portable_4x8,
+        }
+    }
+
+    /// Every kernel this CPU can run (for tests that compare them).
+    pub fn all_available() -> Vec<Ukr> {
+        let mut v = vec![Ukr::portable()];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                v.push(Ukr {
+                    name: "avx2-6x16",
+                    mr: 6,
+                    nr: 16,
+                    f: avx2_6x16,
+                });
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                v.push(Ukr {
+                    name: "avx512-8x32",
+                    mr: 8,
+                    nr: 32,
+                    f: avx512_8x32,
+                });
+            }
+        }
+        v
+    }
+}
+
+/// # Safety
+/// `a` holds `k*4` floats, `b` holds `k*8`, `c` addresses a 4×8 tile with row stride `ldc`.
+unsafe fn portable_4x8(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
+    let mut t = [[0f32; 8]; 4];
+    for p in 0..k {
+        let bp = std::slice::from_raw_parts(b.add(p * 8), 8);
+        let ap = std::slice::from_raw_parts(a.add(p * 4), 4);
+        for r in 0..4 {
+            for j in 0..8 {
+                t[r][j] += ap[r] * bp[j];
+            }
+        }
+    }
+    for (r, row) in t.iter().enumerate() {
+        let cr = std::slice::from_raw_parts_mut(c.add(r * ldc), 8);
+        for j in 0..8 {
+            cr[j] = if acc { cr[j] + row[j] } else { row[j] };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+/// # Safety
+/// AVX2+FMA present; `a` holds `k*6` floats, `b` `k*16`, `c` a 6×16 tile with row stride `ldc`.
+unsafe fn avx2_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
+    use std::arch::x86_64::*;
+    let mut t = [[_mm256_setzero_ps(); 2]; 6];
+    for p in 0..k {
+        let b0 = _mm256_loadu_ps(b.add(p * 16));
+        let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
+        for r in 0..6 {
+            let av = _mm256_broadcast_ss(&*a.add(p * 6 + r));
+            t[r][0] = _mm256_fmadd_ps(av, b0, t[r][0]);
+            t[r][1] = _mm256_fmadd_ps(av, b1, t[r][1]);
+        }
+    }
+    for (r, row) in t.iter().enumerate() {
+        let cr = c.add(r * ldc);
+        for (h, v) in row.iter().enumerate() {
+            let p = cr.add(h * 8);
+            let v = if acc {
+                _mm256_add_ps(_mm256_loadu_ps(p), *v)
+            } else {
+                *v
+            };
+            _mm256_storeu_ps(p, v);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+/// # Safety
+/// AVX-512F present; `a` holds `k*8` floats, `b` `k*32`, `c` an 8×32 tile with row stride `ldc`.
+unsafe fn avx512_8x32(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
+    use std::arch::x86_64::*;
+    let mut t = [[_mm512_setzero_ps(); 2]; 8];
+    for p in 0..k {
+        let b0 = _mm512_loadu_ps(b.add(p * 32));
+        let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
+        for r in 0..8 {
+            let av = _mm512_set1_ps(*a.add(p * 8 + r));
+            t[r][0] = _mm512_fmadd_ps(av, b0, t[r][0]);
+            t[r][1] = _mm512_fmadd_ps(av, b1, t[r][1]);
+        }
+    }
+    for (r, row) in t.iter().enumerate() {
+        let cr = c.add(r * ldc);
+        for (h, v) in row.iter().enumerate() {
+            let p = cr.add(h * 16);
+            let v = if acc {
+                _mm512_add_ps(_mm512_loadu_ps(p), *v)
+            } else {
+                *v
+            };
+            _mm512_storeu_ps(p, v);
+        }
+    }
+}

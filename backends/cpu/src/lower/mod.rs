@@ -1,0 +1,599 @@
+//! IR → execution program: checks that every value has a concrete shape, drops what the
+//! outputs do not need, resolves views (Reshape, Flatten, Squeeze, Unsqueeze, Identity,
+//! Dropout) to their input's storage, groups single-consumer f32 elementwise nodes into
+//! fused kernels (generated with Cranelift), and turns MatMul/Gemm into GEMM calls. Any
+//! other op is `RuntimeError::Unsupported` naming the node.
+
+pub mod elementwise;
+pub mod math;
+pub mod matmul;
+
+use crate::jit::Jit;
+use crate::kernels::gemm::Ukr;
+use crate::plan::{Buf, BufferReq};
+use elementwise::{binary_supported, unary_supported, ENode, FusedExpr, LoopNest};
+use matmul::{matmul_geometry, pack_const_b, BSource, MatMulStep};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use whittle_ir::{DType, Graph, NodeId, Op, Tensor, Value, VariadicOp};
+use whittle_runtime::RuntimeError;
+
+/// One call of the plan.
+#[derive(Debug)]
+pub enum Step {
+    /// Generated kernel `kernel` with `args` = leaf buffers then the output buffer.
+    Fused {
+        kernel: usize,
+        args: Vec<Buf>,
+        name: String,
+    },
+    MatMul(Box<MatMulStep>),
+}
+
+/// A graph input as the program expects it.
+#[derive(Clone, Debug)]
+pub struct InputSpec {
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+/// A graph output: where it lives and its type.
+#[derive(Clone, Debug)]
+pub struct OutputSpec {
+    pub name: String,
+    pub buf: Buf,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+}
+
+/// The lowered program, before the arena is planned and the JIT finalized.
+pub struct Program {
+    pub steps: Vec<Step>,
+    pub consts: Vec<Arc<Tensor>>,
+    pub buffers: Vec<BufferReq>,
+    pub inputs: Vec<InputSpec>,
+    pub outputs: Vec<OutputSpec>,
+}
+
+pub(crate) fn unsupported(g: &Graph, id: NodeId, msg: impl Into<String>) -> RuntimeError {
+    let n = g.node(id);
+    RuntimeError::Unsupported {
+        backend: "cpu".into(),
+        node: n.name.clone(),
+        op: n.op.kind_name(),
+        msg: msg.into(),
+    }
+}
+
+/// Input ports whose values the op reads at run time (others are read at compile time from
+/// constants, or only describe a shape that the output type already states).
+fn data_ports(op: &Op, num_inputs: usize) -> Vec<usize> {
+    match op {
+        Op::Reshape { .. } | Op::Squeeze | Op::Unsqueeze | Op::Clip | Op::Dropout => vec![0],
+        _ => (0..num_inputs).collect(),
+    }
+}
+
+fn is_view(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Identity
+            | Op::Reshape { .. }
+            | Op::Flatten { .. }
+            | Op::Squeeze
+            | Op::Unsqueeze
+            | Op::Dropout
+    )
+}
+
+struct Lowerer<'g> {
+    g: &'g Graph,
+    shapes: HashMap<Value, Vec<usize>>,
+    storage: HashMap<Value, Buf>,
+    const_ids: HashMap<NodeId, usize>,
+    prog: Program,
+    jit: &'g mut Jit,
+    ukr: Ukr,
+}
+
+/// Lowers `g` (all shapes concrete) into a program whose fused kernels are defined in `jit`.
+pub fn lower(g: &Graph, jit: &mut Jit, ukr: Ukr) -> Result<Program, RuntimeError> {
+    let order = g.topo_order()?;
+    // Concrete shapes for every value.
+    let mut shapes = HashMap::new();
+    for &id in &order {
+        for (p, vi) in g.node(id).outputs.iter().enumerate() {
+            match vi.ty.concrete_shape() {
+                Some(s) => {
+                    shapes.insert(Value::new(id, p), s);
+                }
+                None => {
+                    return Err(unsupported(
+                        g,
+                        id,
+                        format!(
+                            "output '{}' has type {}; the cpu backend compiles for concrete shapes only \
+                             (specialize the graph to input shapes first)",
+                            vi.name, vi.ty
+                        ),
+                    ))
+                }
+            }
+        }
+    }
+    // Nodes the outputs need.
+    let mut needed: HashSet<NodeId> = HashSet::new();
+    let mut stack: Vec<NodeId> = g.outputs().iter().map(|o| o.value.node).collect();
+    while let Some(id) = stack.pop() {
+        if !needed.insert(id) {
+            continue;
+        }
+        let n = g.node(id);
+        let ins = g.node_inputs(id);
+        for p in data_ports(&n.op, ins.len()) {
+            if let Some(Some(v)) = ins.get(p) {
+                stack.push(v.node);
+            }
+        }
+    }
+    let inputs = (0..g.inputs().len())
+        .map(|i| InputSpec {
+            name: g.input_name(i).to_string(),
+            dtype: g.input_type(i).dtype,
+            shape: shapes
+                .get(&Value::new(g.inputs()[i], 0))
+                .cloned()
+                .unwrap_or_default(),
+        })
+        .collect();
+    let prog = Program {
+        steps: Vec::new(),
+        consts: Vec::new(),
+        buffers: Vec::new(),
+        inputs,
+        outputs: Vec::new(),
+    };
+    let mut lw = Lowerer {
+        g,
+        shapes,
+        storage: HashMap::new(),
+        const_ids: HashMap::new(),
+        prog,
+        jit,
+        ukr,
+    };
+    let order: Vec<NodeId> = order.into_iter().filter(|id| needed.contains(id)).collect();
+    let inlined = lw.fusion_groups(&order)?;
+    for &id in &order {
+        if inlined.contains(&id) {
+            continue;
+        }
+        lw.node(id, &inlined)?;
+    }
+    let end = lw.prog.steps.len();
+    for o in g.outputs() {
+        let buf = lw.buf(o.value)?;
+        if let Buf::Arena(i) = buf {
+            lw.prog.buffers[i].last_use = end;
+        }
+        lw.prog.outputs.push(OutputSpec {
+            name: o.name.clone(),
+            buf,
+            dtype: g.value_type(o.value).dtype,
+            shape: lw.shape(o.value),
+        });
+    }
+    Ok(lw.prog)
+}
+
+impl Lowerer<'_> {
+    fn shape(&self, v: Value) -> Vec<usize> {
+        self.shapes.get(&v).cloned().unwrap_or_default()
+    }
+
+    fn numel(&self, v: Value) -> usize {
+        self.shape(v).iter().product()
+    }
+
+    fn dtype(&self, v: Value) -> DType {
+        self.g.value_type(v).dtype
+    }
+
+    /// Storage of an already lowered value.
+    fn buf(&self, v: Value) -> Result<Buf, RuntimeError> {
+        self.storage.get(&v).copied().ok_or_else(|| {
+            unsupported(
+                self.g,
+                v.node,
+                format!("output {} was not computed by the cpu backend", v.port),
+            )
+        })
+    }
+
+    /// Storage of `v` for a read at the next step (extends its buffer's live range).
+    fn read(&mut self, v: Value) -> Result<Buf, RuntimeError> {
+        let b = self.buf(v)?;
+        if let Buf::Arena(i) = b {
+            let step = self.prog.steps.len();
+            self.prog.buffers[i].last_use = self.prog.buffers[i].last_use.max(step);
+        }
+        Ok(b)
+    }
+
+    /// A fresh f32 arena buffer for `v`, written by the next step.
+    fn alloc(&mut self, v: Value) -> Buf {
+        let step = self.prog.steps.len();
+        let bytes = self.numel(v) * 4;
+        self.prog.buffers.push(BufferReq {
+            bytes,
+            def: step,
+            last_use: step,
+        });
+        let b = Buf::Arena(self.prog.buffers.len() - 1);
+        self.storage.insert(v, b);
+        b
+    }
+
+    /// Whether `id` is an f32 elementwise node the fused kernels can compute.
+    fn fusible(&self, id: NodeId) -> Result<bool, RuntimeError> {
+        let n = self.g.node(id);
+        let ok_op = match &n.op {
+            Op::Unary(u) => unary_supported(*u),
+            Op::Binary(b) => binary_supported(*b),
+            Op::Variadic(_)
+            | Op::LeakyRelu { .. }
+            | Op::HardSigmoid { .. }
+            | Op::Gelu { .. }
+            | Op::Clip => true,
+            _ => false,
+        };
+        if !ok_op || n.outputs.len() != 1 {
+            return Ok(false);
+        }
+        let ins = self.g.node_inputs(id);
+        let all_f32 = data_ports(&n.op, ins.len())
+            .iter()
+            .filter_map(|&p| ins.get(p).copied().flatten())
+            .all(|v| self.dtype(v) == DType::F32);
+        if !all_f32 || self.dtype(Value::new(id, 0)) != DType::F32 {
+            return Err(unsupported(
+                self.g,
+                id,
+                "only f32 elementwise ops are lowered so far",
+            ));
+        }
+        Ok(true)
+    }
+
+    /// Elementwise nodes folded into their single consumer's kernel.
+    fn fusion_groups(&self, order: &[NodeId]) -> Result<HashSet<NodeId>, RuntimeError> {
+        let mut fus = HashSet::new();
+        for &id in order {
+            if self.fusible(id)? {
+                fus.insert(id);
+            }
+        }
+        let mut inlined = HashSet::new();
+        for &id in order {
+            if !fus.contains(&id) {
+                continue;
+            }
+            let v = Value::new(id, 0);
+            let cons = self.g.consumers(v);
+            if cons.len() == 1 && !self.g.is_output(v) {
+                let (c, port) = cons[0];
+                let reads_data =
+                    data_ports(&self.g.node(c).op, self.g.node(c).num_inputs).contains(&port);
+                if fus.contains(&c) && reads_data && self.numel(v) == self.numel(Value::new(c, 0)) {
+                    inlined.insert(id);
+                }
+            }
+        }
+        Ok(inlined)
+    }
+
+    fn node(&mut self, id: NodeId, inlined: &HashSet<NodeId>) -> Result<(), RuntimeError> {
+        let g = self.g;
+        let n = g.node(id);
+        let out = Value::new(id, 0);
+        match &n.op {
+            Op::Input(i) => {
+                self.storage.insert(out, Buf::Input(*i));
+            }
+            Op::Constant(t) => {
+                self.prog.consts.push(t.clone());
+                let ci = self.prog.consts.len() - 1;
+                self.const_ids.insert(id, ci);
+                self.storage.insert(out, Buf::Const(ci));
+            }
+            op if is_view(op) => {
+                if matches!(op, Op::Dropout)
+                    && (1..n.outputs.len()).any(|p| {
+                        !g.consumers(Value::new(id, p)).is_empty() || g.is_output(Value::new(id, p))
+                    })
+                {
+                    return Err(unsupported(g, id, "the Dropout mask output is not lowered"));
+                }
+                let src = g
+                    .input(id, 0)
+                    .ok_or_else(|| unsupported(g, id, "missing input 0"))?;
+                let b = self.buf(src)?;
+                self.storage.insert(out, b);
+            }
+            Op::MatMul | Op::Gemm { .. } => self.matmul(id)?,
+            _ if self.fusible(id)? => self.fused(id, inlined)?,
+            _ => {
+                return Err(unsupported(
+                    g,
+                    id,
+                    "the cpu backend does not lower this op yet",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn const_f32(&self, v: Value) -> Option<&Tensor> {
+        self.g.const_tensor(v).filter(|t| t.dtype() == DType::F32)
+    }
+
+    /// Builds the expression of `v` into `e`; returns its node index.
+    fn expr(
+        &self,
+        v: Value,
+        inlined: &HashSet<NodeId>,
+        e: &mut FusedExpr,
+        leaves: &mut Vec<Value>,
+    ) -> Result<usize, RuntimeError> {
+        if let Some(t) = self.const_f32(v).filter(|t| t.len() == 1) {
+            let x = t
+                .as_slice::<f32>()
+                .and_then(|s| s.first().copied())
+                .unwrap_or(0.0);
+            e.nodes.push(ENode::Imm(x));
+            return Ok(e.nodes.len() - 1);
+        }
+        if !inlined.contains(&v.node) {
+            let i = leaves.iter().position(|&l| l == v).unwrap_or_else(|| {
+                leaves.push(v);
+                leaves.len() - 1
+            });
+            e.nodes.push(ENode::Leaf(i));
+            return Ok(e.nodes.len() - 1);
+        }
+        self.node_expr(v.node, inlined, e, leaves)
+    }
+
+    fn node_expr(
+        &self,
+        id: NodeId,
+        inlined: &HashSet<NodeId>,
+        e: &mut FusedExpr,
+        leaves: &mut Vec<Value>,
+    ) -> Result<usize, RuntimeError> {
+        let g = self.g;
+        let n = g.node(id);
+        let ins = g.node_inputs(id);
+        let arg =
+            |p: usize, e: &mut FusedExpr, leaves: &mut Vec<Value>| -> Result<usize, RuntimeError> {
+                let v = ins
+                    .get(p)
+                    .copied()
+                    .flatten()
+                    .ok_or_else(|| unsupported(g, id, format!("missing input {p}")))?;
+                self.expr(v, inlined, e, leaves)
+            };
+        let node = match &n.op {
+            Op::Unary(u) => ENode::Unary(*u, arg(0, e, leaves)?),
+            Op::Binary(b) => {
+                let a = arg(0, e, leaves)?;
+                ENode::Binary(*b, a, arg(1, e, leaves)?)
+            }
+            Op::LeakyRelu { alpha } => ENode::LeakyRelu(*alpha, arg(0, e, leaves)?),
+            Op::HardSigmoid { alpha, beta } => {
+                ENode::HardSigmoid(*alpha, *beta, arg(0, e, leaves)?)
+            }
+            Op::Gelu { approximate } => ENode::Gelu(*approximate, arg(0, e, leaves)?),
+            Op::Clip => {
+                let bound = |p: usize| -> Result<Option<f32>, RuntimeError> {
+                    match ins.get(p).copied().flatten() {
+                        None => Ok(None),
+                        Some(v) => match self.const_f32(v) {
+                            Some(t) if t.is_empty() => Ok(None),
+                            Some(t) if t.len() == 1 => {
+                                Ok(t.as_slice::<f32>().and_then(|s| s.first().copied()))
+                            }
+                            _ => Err(unsupported(
+                                g,
+                                id,
+                                "Clip bounds must be f32 scalar constants",
+                            )),
+                        },
+                    }
+                };
+                let (lo, hi) = (bound(1)?, bound(2)?);
+                ENode::Clip(lo, hi, arg(0, e, leaves)?)
+            }
+            Op::Variadic(op) => {
+                let ports: Vec<usize> = (0..ins.len()).filter(|&p| ins[p].is_some()).collect();
+                let Some((&first, rest)) = ports.split_first() else {
+                    return Err(unsupported(g, id, "needs at least one input"));
+                };
+                let mut acc = arg(first, e, leaves)?;
+                for &p in rest {
+                    let b = arg(p, e, leaves)?;
+                    e.nodes.push(match op {
+                        VariadicOp::Min => ENode::Min(acc, b),
+                        VariadicOp::Max => ENode::Max(acc, b),
+                        VariadicOp::Sum | VariadicOp::Mean => {
+                            ENode::Binary(whittle_ir::BinaryOp::Add, acc, b)
+                        }
+                    });
+                    acc = e.nodes.len() - 1;
+                }
+                if *op != VariadicOp::Mean {
+                    return Ok(acc);
+                }
+                e.nodes.push(ENode::Imm(ports.len() as f32));
+                ENode::Binary(whittle_ir::BinaryOp::Div, acc, e.nodes.len() - 1)
+            }
+            _ => return Err(unsupported(g, id, "not an elementwise op")),
+        };
+        e.nodes.push(node);
+        Ok(e.nodes.len() - 1)
+    }
+
+    fn fused(&mut self, id: NodeId, inlined: &HashSet<NodeId>) -> Result<(), RuntimeError> {
+        let g = self.g;
+        let mut e = FusedExpr::default();
+        let mut leaves = Vec::new();
+        self.node_expr(id, inlined, &mut e, &mut leaves)?;
+        let out = Value::new(id, 0);
+        let leaf_shapes: Vec<Vec<usize>> = leaves.iter().map(|&v| self.shape(v)).collect();
+        let nest =
+            LoopNest::new(&self.shape(out), &leaf_shapes).map_err(|m| unsupported(g, id, m))?;
+        let name = format!("k{}_{}", self.prog.steps.len(), g.node(id).op.kind_name());
+        let kernel = elementwise::emit_kernel(self.jit, &name, &e, &nest)
+            .map_err(|m| unsupported(g, id, m))?;
+        let mut args = Vec::with_capacity(leaves.len() + 1);
+        for &v in &leaves {
+            args.push(self.read(v)?);
+        }
+        args.push(self.alloc(out));
+        self.prog.steps.push(Step::Fused { kernel, args, name });
+        Ok(())
+    }
+
+    fn matmul(&mut self, id: NodeId) -> Result<(), RuntimeError> {
+        let g = self.g;
+        let ins = g.node_inputs(id);
+        let get = |p: usize| ins.get(p).copied().flatten();
+        let (a, b) = match (get(0), get(1)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return Err(unsupported(g, id, "needs inputs A and B")),
+        };
+        let out = Value::new(id, 0);
+        for v in [Some(a), Some(b), get(2), Some(out)].into_iter().flatten() {
+            if self.dtype(v) != DType::F32 {
+                return Err(unsupported(
+                    g,
+                    id,
+                    "only f32 matrix products are lowered so far",
+                ));
+            }
+        }
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        let (m, k, n, pairs, b_batches, a_rs, a_cs, b_rs, b_cs, alpha, beta, bias_v) =
+            match &g.node(id).op {
+                Op::Gemm {
+                    alpha,
+                    beta,
+                    trans_a,
+                    trans_b,
+                } => {
+                    if sa.len() != 2 || sb.len() != 2 {
+                        return Err(unsupported(
+                            g,
+                            id,
+                            format!("Gemm needs 2-D A and B, got {sa:?} and {sb:?}"),
+                        ));
+                    }
+                    let (m, k) = if *trans_a {
+                        (sa[1], sa[0])
+                    } else {
+                        (sa[0], sa[1])
+                    };
+                    let (kb, n) = if *trans_b {
+                        (sb[1], sb[0])
+                    } else {
+                        (sb[0], sb[1])
+                    };
+                    if k != kb {
+                        return Err(unsupported(
+                            g,
+                            id,
+                            format!("inner dimensions differ: {sa:?} × {sb:?}"),
+                        ));
+                    }
+                    let (a_rs, a_cs) = if *trans_a { (1, m) } else { (k, 1) };
+                    let (b_rs, b_cs) = if *trans_b { (1, k) } else { (n, 1) };
+                    let bias = get(2).filter(|_| *beta != 0.0);
+                    (
+                        m,
+                        k,
+                        n,
+                        vec![(0, 0)],
+                        1,
+                        a_rs,
+                        a_cs,
+                        b_rs,
+                        b_cs,
+                        *alpha,
+                        *beta,
+                        bias,
+                    )
+                }
+                _ => {
+                    let (m, k, n, pairs, nb) =
+                        matmul_geometry(&sa, &sb).map_err(|e| unsupported(g, id, e))?;
+                    (m, k, n, pairs, nb, k, 1, n, 1, 1.0, 1.0, None)
+                }
+            };
+        let bias = match bias_v {
+            None => None,
+            Some(c) => {
+                let cs = self.shape(c);
+                let (rs, cst) = match cs.as_slice() {
+                    [] => (0, 0),
+                    [x] if *x == n => (0, 1),
+                    [1] => (0, 0),
+                    [r, c2] if (*r == m || *r == 1) && (*c2 == n || *c2 == 1) => {
+                        (if *r == 1 { 0 } else { *c2 }, if *c2 == 1 { 0 } else { 1 })
+                    }
+                    _ => {
+                        return Err(unsupported(
+                            g,
+                            id,
+                            format!("bias of shape {cs:?} does not broadcast to [{m}, {n}]"),
+                        ))
+                    }
+                };
+                Some((self.read(c)?, rs, cst))
+            }
+        };
+        let bsrc = match self.const_f32(b) {
+            Some(t) => {
+                let data = t.as_slice::<f32>().unwrap_or(&[]);
+                BSource::Packed(
+                    pack_const_b(data, b_batches, k, n, b_rs, b_cs, &self.ukr)
+                        .map_err(|e| unsupported(g, id, e))?,
+                )
+            }
+            None => BSource::Runtime {
+                buf: self.read(b)?,
+                rs: b_rs,
+                cs: b_cs,
+                batch_offsets: (0..b_batches).map(|i| i * k * n).collect(),
+            },
+        };
+        let a_buf = self.read(a)?;
+        let out_buf = self.alloc(out);
+        self.prog.steps.push(Step::MatMul(Box::new(MatMulStep {
+            m,
+            k,
+            n,
+            a: a_buf,
+            a_rs,
+            a_cs,
+            a_offsets: pairs.iter().map(|&(ia, _)| ia * m * k).collect(),
+            b_index: pairs.iter().map(|&(_, ib)| ib).collect(),
+            b: bsrc,
+            out: out_buf,
+            alpha,
+            beta,
+            bias,
+        })));
+        Ok(())
+    }
+}
