@@ -64,12 +64,45 @@ enum Command {
         /// Print why each pass did or did not apply.
         #[arg(long)]
         explain: bool,
+        /// Print the IR (to stderr) after every pass that changed the graph.
+        #[arg(long)]
+        print_ir_after_change: bool,
+        /// Input shapes for shape folding (the fold-shapes pass), e.g. input_ids=1x128.
+        #[arg(long = "input-shape", value_name = "NAME=AxB")]
+        shapes: Vec<String>,
         /// Write weights of 1 KiB or more to this file next to the output (ONNX external data).
         #[arg(long, value_name = "FILE")]
         external_data: Option<String>,
     },
     /// Build an embedded demo model, run it through the whole pipeline and check the result.
     Demo,
+    /// Measure compile time, warm latency (p50/p90/p99) and peak memory on a backend.
+    Bench {
+        /// The .onnx file.
+        model: PathBuf,
+        /// An input as NAME=FILE.npy (repeat), or FILE.npz. Inputs with fully known shapes
+        /// that are not given get synthetic values.
+        #[arg(long = "input", short = 'i', value_name = "NAME=FILE.npy|FILE.npz")]
+        inputs: Vec<String>,
+        /// Shape of a synthetic input, e.g. input_ids=1x128 (for inputs not given by --input).
+        #[arg(long = "input-shape", value_name = "NAME=AxB")]
+        shapes: Vec<String>,
+        /// Which backend runs the model.
+        #[arg(long, default_value = "reference", value_name = "NAME")]
+        backend: String,
+        /// Passes to run first (see `whittle passes`).
+        #[arg(long, default_value = "none", value_name = "a,b,c")]
+        passes: String,
+        /// Untimed runs before timing.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Timed runs.
+        #[arg(long, default_value_t = 20)]
+        iters: usize,
+        /// Print one JSON line instead of text (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
     /// List the passes that --passes accepts.
     Passes,
 }
@@ -97,9 +130,38 @@ fn main() -> ExitCode {
             output,
             passes,
             explain,
+            print_ir_after_change,
+            shapes,
             external_data,
-        } => cli::optimize::run(&model, &output, &passes, explain, external_data),
+        } => cli::optimize::run(cli::optimize::OptimizeArgs {
+            model: &model,
+            output: &output,
+            passes: &passes,
+            explain,
+            print_ir_after_change,
+            shapes: &shapes,
+            external_data,
+        }),
         Command::Demo => cli::demo::run(),
+        Command::Bench {
+            model,
+            inputs,
+            shapes,
+            backend,
+            passes,
+            warmup,
+            iters,
+            json,
+        } => cli::bench::run(&cli::bench::BenchArgs {
+            model: &model,
+            inputs: &inputs,
+            shapes: &shapes,
+            backend: &backend,
+            passes: &passes,
+            warmup,
+            iters: iters.max(1),
+            json,
+        }),
         Command::Passes => {
             println!(
                 "exact pipeline: {}",

@@ -1,6 +1,8 @@
 //! The pass manager: the `Pass` trait, named passes, pipelines, verification between passes,
+//! per-pass statistics (nodes, parameters, FLOPs before → after), `--print-ir-after-change`,
 //! and the per-site explanations that `--explain` prints.
 
+use crate::stats::GraphStats;
 use thiserror::Error;
 use whittle_ir::{Graph, IrError};
 
@@ -17,6 +19,34 @@ pub enum PassError {
     Ir { pass: String, source: IrError },
     #[error("unknown pass '{0}' (known: {known})", known = PASS_NAMES.join(", "))]
     UnknownPass(String),
+    #[error("pass '{0}' reported no change but modified the graph")]
+    SilentChange(String),
+}
+
+/// One pass's effect, as recorded by [`Pipeline::run`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PassStat {
+    pub pass: &'static str,
+    pub changed: bool,
+    pub before: GraphStats,
+    pub after: GraphStats,
+}
+
+impl std::fmt::Display for PassStat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:<16} {:<3} nodes {} -> {}, params {} -> {}, flops {} -> {}",
+            self.pass,
+            if self.changed { "yes" } else { "no" },
+            self.before.nodes,
+            self.after.nodes,
+            self.before.params,
+            self.after.params,
+            self.before.flops,
+            self.after.flops
+        )
+    }
 }
 
 /// What a pass may read and report besides the graph.
@@ -26,6 +56,15 @@ pub struct PassContext {
     pub explanations: Vec<String>,
     /// Verify the graph after every pass that changed it.
     pub verify: bool,
+    /// Print the IR text (to stderr) after every pass that changed the graph; the texts
+    /// are also kept in `ir_after_change`.
+    pub print_ir_after_change: bool,
+    /// `(pass, IR text)` after each changing pass, when `print_ir_after_change` is set.
+    pub ir_after_change: Vec<(String, String)>,
+    /// Concrete input shapes for `fold-shapes` (`specialize`), by input name.
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// One entry per pass run by [`Pipeline::run`].
+    pub stats: Vec<PassStat>,
 }
 
 impl PassContext {
@@ -40,11 +79,23 @@ pub trait Pass {
 }
 
 /// Every pass the manager knows, by command-line name.
-pub const PASS_NAMES: &[&str] = &["dce", "remove-identity"];
+pub const PASS_NAMES: &[&str] = &[
+    "dce",
+    "remove-identity",
+    "const-fold",
+    "cse",
+    "fold-shapes",
+    "canonicalize",
+    "fold-bn",
+    "ln-to-rmsnorm",
+    "crmsnorm",
+];
+
+type PassFn = fn(&mut Graph, &mut PassContext) -> Result<Changed, IrError>;
 
 struct FnPass {
     name: &'static str,
-    f: fn(&mut Graph, &mut PassContext) -> Result<Changed, IrError>,
+    f: PassFn,
 }
 
 impl Pass for FnPass {
@@ -61,9 +112,16 @@ impl Pass for FnPass {
 
 /// Looks a pass up by its command-line name.
 pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
-    let f: fn(&mut Graph, &mut PassContext) -> Result<Changed, IrError> = match name {
+    let f: PassFn = match name {
         "dce" => crate::dead_code_elimination,
         "remove-identity" => crate::remove_identity,
+        "const-fold" => crate::const_fold,
+        "cse" => crate::cse,
+        "fold-shapes" => crate::fold_shapes,
+        "canonicalize" => crate::canonicalize,
+        "fold-bn" => crate::fold_bn,
+        "ln-to-rmsnorm" => crate::ln_to_rmsnorm,
+        "crmsnorm" => crate::crmsnorm,
         _ => return Err(PassError::UnknownPass(name.to_string())),
     };
     let name = PASS_NAMES
@@ -80,9 +138,11 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// The exact (E0/E1) cleanup pipeline.
+    /// The exact (E0/E1) pipeline: clean up first (so patterns see folded constants and
+    /// no Identity nodes), recognise composite ops, fold BatchNorms, then clean up again.
     pub fn exact() -> Pipeline {
-        Pipeline::parse("remove-identity,dce").expect("built-in pipeline names are valid")
+        Pipeline::parse("remove-identity,const-fold,canonicalize,fold-bn,const-fold,cse,dce")
+            .expect("built-in pipeline names are valid")
     }
 
     /// `a,b,c` by name; `none` or an empty string is the empty pipeline.
@@ -97,18 +157,47 @@ impl Pipeline {
     }
 
     /// Runs every pass in order; returns the names of the passes that changed the graph.
+    /// Records a [`PassStat`] per pass in `cx.stats`. In debug builds (and with
+    /// `cx.verify`) a pass that reports `Changed::No` must leave the graph unchanged.
     pub fn run(&self, g: &mut Graph, cx: &mut PassContext) -> Result<Vec<&'static str>, PassError> {
         let mut changed = vec![];
+        let check = cx.verify || cfg!(debug_assertions);
         for p in &self.passes {
-            if p.run(g, cx)? == Changed::Yes {
+            let before = GraphStats::of(g);
+            let print = if check {
+                Some(crate::rewrite::fingerprint(g))
+            } else {
+                None
+            };
+            let result = p.run(g, cx)?;
+            if result == Changed::Yes {
                 changed.push(p.name());
-                if cx.verify || cfg!(debug_assertions) {
+                if check {
                     g.verify().map_err(|source| PassError::Ir {
                         pass: p.name().into(),
                         source,
                     })?;
                 }
+                if cx.print_ir_after_change {
+                    let text =
+                        whittle_ir::text::print_graph(g).map_err(|source| PassError::Ir {
+                            pass: p.name().into(),
+                            source,
+                        })?;
+                    eprintln!("// IR after {}\n{text}", p.name());
+                    cx.ir_after_change.push((p.name().to_string(), text));
+                }
+            } else if let Some(print) = print {
+                if print != crate::rewrite::fingerprint(g) {
+                    return Err(PassError::SilentChange(p.name().to_string()));
+                }
             }
+            cx.stats.push(PassStat {
+                pass: p.name(),
+                changed: result == Changed::Yes,
+                before,
+                after: GraphStats::of(g),
+            });
         }
         Ok(changed)
     }

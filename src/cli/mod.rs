@@ -1,5 +1,6 @@
 //! Subcommands of the CLI, one file each, plus the helpers they share.
 
+pub mod bench;
 pub mod demo;
 pub mod inspect;
 pub mod optimize;
@@ -53,6 +54,25 @@ pub fn read_inputs(args: &[String]) -> Result<Vec<(String, Tensor)>, String> {
         }
     }
     Ok(out)
+}
+
+/// Parses `NAME=1x128` arguments.
+pub fn parse_shapes(args: &[String]) -> Result<Vec<(String, Vec<usize>)>, String> {
+    args.iter()
+        .map(|a| {
+            let bad =
+                || format!("bad --input-shape '{a}': expected NAME=AxBx... (e.g. input_ids=1x128)");
+            let (name, dims) = a.split_once('=').ok_or_else(bad)?;
+            let dims = if dims.is_empty() {
+                vec![]
+            } else {
+                dims.split('x')
+                    .map(|d| d.parse::<usize>().map_err(|_| bad()))
+                    .collect::<Result<_, _>>()?
+            };
+            Ok((name.to_string(), dims))
+        })
+        .collect()
 }
 
 /// The file name an output is written to: characters outside `[A-Za-z0-9_.-]` become `_`.

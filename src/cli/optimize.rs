@@ -1,47 +1,49 @@
 //! `whittle optimize`: run a pipeline of passes and write the result as an ONNX model.
 
-use super::{pipeline, CliResult};
+use super::{parse_shapes, pipeline, CliResult};
 use std::path::Path;
 use whittle::frontend::ExportOptions;
 use whittle::passes::PassContext;
 
-pub fn run(
-    model: &Path,
-    output: &Path,
-    passes: &str,
-    explain: bool,
-    external_data: Option<String>,
-) -> CliResult {
-    let pipeline = pipeline(passes)?;
-    let mut m = whittle::frontend::load_model(model).map_err(|e| e.to_string())?;
-    let before = m.graph.node_count();
+/// What `optimize` was asked to do.
+pub struct OptimizeArgs<'a> {
+    pub model: &'a Path,
+    pub output: &'a Path,
+    pub passes: &'a str,
+    pub explain: bool,
+    pub print_ir_after_change: bool,
+    pub shapes: &'a [String],
+    pub external_data: Option<String>,
+}
+
+pub fn run(a: OptimizeArgs) -> CliResult {
+    let pipeline = pipeline(a.passes)?;
+    let mut m = whittle::frontend::load_model(a.model).map_err(|e| e.to_string())?;
     let mut cx = PassContext {
         verify: true,
+        print_ir_after_change: a.print_ir_after_change,
+        input_shapes: parse_shapes(a.shapes)?,
         ..Default::default()
     };
     let changed = pipeline
         .run(&mut m.graph, &mut cx)
         .map_err(|e| e.to_string())?;
-    if explain {
+    if a.explain {
         for line in &cx.explanations {
             println!("{line}");
         }
     }
-    whittle::frontend::save_model(
-        &m,
-        output,
-        &ExportOptions {
-            external_data,
-            opset: None,
-        },
-    )
-    .map_err(|e| e.to_string())?;
+    for s in &cx.stats {
+        println!("{s}");
+    }
+    let opts = ExportOptions {
+        external_data: a.external_data,
+        opset: None,
+    };
+    whittle::frontend::save_model(&m, a.output, &opts).map_err(|e| e.to_string())?;
     println!(
-        "{} -> {}: {} -> {} nodes; passes that changed the graph: {}",
-        model.display(),
-        output.display(),
-        before,
-        m.graph.node_count(),
+        "wrote {}; passes that changed the graph: {}",
+        a.output.display(),
         if changed.is_empty() {
             "none".to_string()
         } else {
