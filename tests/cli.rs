@@ -16,7 +16,10 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn whittle(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_whittle")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_whittle"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into(),
@@ -40,7 +43,15 @@ fn relu_model(dir: &Path) -> PathBuf {
     let mut g = Graph::new("relu");
     let x = g.add_input("x", TensorType::fixed(DType::F32, &[2, 3]));
     let ty = TensorType::fixed(DType::F32, &[2, 3]);
-    let id = g.add_node(Op::Unary(UnaryOp::Relu), "relu", &[Some(x)], vec![ValueInfo { name: "y".into(), ty }]);
+    let id = g.add_node(
+        Op::Unary(UnaryOp::Relu),
+        "relu",
+        &[Some(x)],
+        vec![ValueInfo {
+            name: "y".into(),
+            ty,
+        }],
+    );
     g.add_output(Value::new(id, 0), "y");
     let p = dir.join("relu.onnx");
     save_model(&Model::from_graph(g), &p, &ExportOptions::default()).unwrap();
@@ -74,7 +85,10 @@ fn relu_proto(op_type: &str, input: &str) -> Vec<u8> {
     };
     ModelProto {
         ir_version: Some(8),
-        opset_import: vec![OperatorSetIdProto { domain: Some(String::new()), version: Some(17) }],
+        opset_import: vec![OperatorSetIdProto {
+            domain: Some(String::new()),
+            version: Some(17),
+        }],
         graph: Some(GraphProto {
             name: Some("g".into()),
             node: vec![node],
@@ -92,16 +106,35 @@ fn run_and_inspect_work() {
     let d = tmp("ok");
     let m = relu_model(&d);
     let x = d.join("x.npy");
-    write_npy(&x, &Tensor::from_vec(vec![2, 3], vec![-1.0f32, 2.0, -3.0, 4.0, 0.0, 6.0])).unwrap();
+    write_npy(
+        &x,
+        &Tensor::from_vec(vec![2, 3], vec![-1.0f32, 2.0, -3.0, 4.0, 0.0, 6.0]),
+    )
+    .unwrap();
     let out = d.join("out");
-    let (code, stdout, err) = whittle(&["run", m.to_str().unwrap(), "--input", &format!("x={}", x.display()), "--output-dir", out.to_str().unwrap()]);
+    let (code, stdout, err) = whittle(&[
+        "run",
+        m.to_str().unwrap(),
+        "--input",
+        &format!("x={}", x.display()),
+        "--output-dir",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(stdout.contains("y: f32[2, 3]"), "{stdout}");
     let y = whittle::runtime::npy::read_npy(&out.join("y.npy")).unwrap();
-    assert_eq!(y.as_slice::<f32>().unwrap(), &[0.0, 2.0, 0.0, 4.0, 0.0, 6.0]);
+    assert_eq!(
+        y.as_slice::<f32>().unwrap(),
+        &[0.0, 2.0, 0.0, 4.0, 0.0, 6.0]
+    );
     let (code, stdout, _) = whittle(&["inspect", m.to_str().unwrap()]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("x: f32[2,3]") && stdout.contains("Relu") && stdout.contains("unsupported ops: none"), "{stdout}");
+    assert!(
+        stdout.contains("x: f32[2,3]")
+            && stdout.contains("Relu")
+            && stdout.contains("unsupported ops: none"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -115,25 +148,47 @@ fn bad_model_files() {
     fails_with(&["inspect", empty.to_str().unwrap()], "the model is empty");
 
     let random = d.join("random.onnx");
-    let bytes: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     std::fs::write(&random, &bytes).unwrap();
-    fails_with(&["inspect", random.to_str().unwrap()], "malformed ONNX protobuf");
+    fails_with(
+        &["inspect", random.to_str().unwrap()],
+        "malformed ONNX protobuf",
+    );
 
     let good = std::fs::read(relu_model(&d)).unwrap();
     let truncated = d.join("truncated.onnx");
     std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
-    fails_with(&["inspect", truncated.to_str().unwrap()], "malformed ONNX protobuf");
+    fails_with(
+        &["inspect", truncated.to_str().unwrap()],
+        "malformed ONNX protobuf",
+    );
 
     let unknown = d.join("unknown.onnx");
     std::fs::write(&unknown, relu_proto("FancyRelu", "x")).unwrap();
-    fails_with(&["run", unknown.to_str().unwrap(), "--output-dir", d.to_str().unwrap()], "node 'the_node' is ai.onnx::FancyRelu at opset 17");
+    fails_with(
+        &[
+            "run",
+            unknown.to_str().unwrap(),
+            "--output-dir",
+            d.to_str().unwrap(),
+        ],
+        "node 'the_node' is ai.onnx::FancyRelu at opset 17",
+    );
     let (code, stdout, _) = whittle(&["inspect", unknown.to_str().unwrap()]);
     assert_ne!(code, 0);
-    assert!(stdout.contains("node 'the_node': ai.onnx::FancyRelu (opset 17)"), "{stdout}");
+    assert!(
+        stdout.contains("node 'the_node': ai.onnx::FancyRelu (opset 17)"),
+        "{stdout}"
+    );
 
     let dangling = d.join("dangling.onnx");
     std::fs::write(&dangling, relu_proto("Relu", "ghost")).unwrap();
-    fails_with(&["inspect", dangling.to_str().unwrap()], "node 'the_node' reads value 'ghost'");
+    fails_with(
+        &["inspect", dangling.to_str().unwrap()],
+        "node 'the_node' reads value 'ghost'",
+    );
 }
 
 #[test]
@@ -150,16 +205,95 @@ fn bad_inputs_at_run_time() {
     };
     fails_with(&["run", m, "--output-dir", out], "input 'x': missing");
     let wrong_shape = npy("shape.npy", Tensor::from_vec(vec![3, 2], vec![0f32; 6]));
-    fails_with(&["run", m, "--input", &format!("x={wrong_shape}"), "--output-dir", out], "expected shape f32[2,3] but got [3, 2]");
+    fails_with(
+        &[
+            "run",
+            m,
+            "--input",
+            &format!("x={wrong_shape}"),
+            "--output-dir",
+            out,
+        ],
+        "expected shape f32[2,3] but got [3, 2]",
+    );
     let wrong_dtype = npy("dtype.npy", Tensor::from_vec(vec![2, 3], vec![0f64; 6]));
-    fails_with(&["run", m, "--input", &format!("x={wrong_dtype}"), "--output-dir", out], "expected dtype f32 but got f64");
+    fails_with(
+        &[
+            "run",
+            m,
+            "--input",
+            &format!("x={wrong_dtype}"),
+            "--output-dir",
+            out,
+        ],
+        "expected dtype f32 but got f64",
+    );
     let ok = npy("ok.npy", Tensor::from_vec(vec![2, 3], vec![0f32; 6]));
-    fails_with(&["run", m, "--input", &format!("x={ok}"), "--input", &format!("z={ok}"), "--output-dir", out], "input 'z': the model has no input of this name");
+    fails_with(
+        &[
+            "run",
+            m,
+            "--input",
+            &format!("x={ok}"),
+            "--input",
+            &format!("z={ok}"),
+            "--output-dir",
+            out,
+        ],
+        "input 'z': the model has no input of this name",
+    );
     let text = d.join("x.npy");
     std::fs::write(&text, b"1,2,3\n4,5,6\n").unwrap();
-    fails_with(&["run", m, "--input", &format!("x={}", text.display()), "--output-dir", out], "not a valid .npy file");
-    fails_with(&["run", m, "--input", "x=data.csv", "--output-dir", out], "is not a .npy file");
-    fails_with(&["run", m, "--input", &format!("x={}", d.join("absent.npy").display()), "--output-dir", out], "absent.npy");
-    fails_with(&["run", m, "--input", &format!("x={ok}"), "--output-dir", out, "--backend", "gpu9000"], "unknown backend 'gpu9000'");
-    fails_with(&["run", m, "--input", &format!("x={ok}"), "--output-dir", out, "--passes", "magic"], "unknown pass 'magic'");
+    fails_with(
+        &[
+            "run",
+            m,
+            "--input",
+            &format!("x={}", text.display()),
+            "--output-dir",
+            out,
+        ],
+        "not a valid .npy file",
+    );
+    fails_with(
+        &["run", m, "--input", "x=data.csv", "--output-dir", out],
+        "is not a .npy file",
+    );
+    fails_with(
+        &[
+            "run",
+            m,
+            "--input",
+            &format!("x={}", d.join("absent.npy").display()),
+            "--output-dir",
+            out,
+        ],
+        "absent.npy",
+    );
+    fails_with(
+        &[
+            "run",
+            m,
+            "--input",
+            &format!("x={ok}"),
+            "--output-dir",
+            out,
+            "--backend",
+            "gpu9000",
+        ],
+        "unknown backend 'gpu9000'",
+    );
+    fails_with(
+        &[
+            "run",
+            m,
+            "--input",
+            &format!("x={ok}"),
+            "--output-dir",
+            out,
+            "--passes",
+            "magic",
+        ],
+        "unknown pass 'magic'",
+    );
 }
