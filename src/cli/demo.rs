@@ -69,12 +69,17 @@ pub fn run() -> CliResult {
         .run(&mut optimized, &mut cx)
         .map_err(|e| e.to_string())?;
     println!(
-        "exact pipeline: {} -> {} nodes ({})",
+        "\nexact pipeline ({}): {} -> {} nodes",
+        changed.join(", "),
         loaded.node_count(),
-        optimized.node_count(),
-        cx.explanations.join("; ")
+        optimized.node_count()
     );
-    let _ = changed;
+    for s in cx.stats.iter().filter(|s| s.changed) {
+        println!("  {s}");
+    }
+    for line in &cx.explanations {
+        println!("  {line}");
+    }
 
     // 3. Run all three and compare.
     let t = Instant::now();
