@@ -14,11 +14,15 @@ use whittle_runtime::{Backend, ReferenceBackend};
 /// The names accepted by `--backend`.
 pub const BACKENDS: &[&str] = &["reference", "cpu"];
 
-/// Looks a backend up by its command-line name.
-pub fn backend_by_name(name: &str) -> Result<Box<dyn Backend>, String> {
+/// Looks a backend up by its command-line name. `threads` = 0 means one per core (backends
+/// without threads ignore it).
+pub fn backend_by_name(
+    name: &str,
+    threads: usize,
+) -> std::result::Result<Box<dyn Backend>, String> {
     match name {
         "reference" => Ok(Box::new(ReferenceBackend)),
-        "cpu" => Ok(Box::new(whittle_cpu::CpuBackend)),
+        "cpu" => Ok(Box::new(whittle_cpu::CpuBackend::with_threads(threads))),
         other => Err(format!(
             "unknown backend '{other}' (available: {})",
             BACKENDS.join(", ")

@@ -46,6 +46,9 @@ enum Command {
         /// Which backend runs the model.
         #[arg(long, default_value = "reference", value_name = "NAME")]
         backend: String,
+        /// Worker threads for backends that use them (0 = one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
         /// Passes to run first: `none`, `exact`, or pass names, comma-separated (see `whittle passes`).
         #[arg(long, default_value = "none", value_name = "a,b,c")]
         passes: String,
@@ -90,6 +93,9 @@ enum Command {
         /// Which backend runs the model.
         #[arg(long, default_value = "reference", value_name = "NAME")]
         backend: String,
+        /// Worker threads for backends that use them (0 = one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
         /// Passes to run first (see `whittle passes`).
         #[arg(long, default_value = "none", value_name = "a,b,c")]
         passes: String,
@@ -123,8 +129,9 @@ fn main() -> ExitCode {
             inputs,
             output_dir,
             backend,
+            threads,
             passes,
-        } => cli::run::run(&model, &inputs, &output_dir, &backend, &passes),
+        } => cli::run::run(&model, &inputs, &output_dir, &backend, &passes, threads),
         Command::Optimize {
             model,
             output,
@@ -148,6 +155,7 @@ fn main() -> ExitCode {
             inputs,
             shapes,
             backend,
+            threads,
             passes,
             warmup,
             iters,
@@ -157,6 +165,7 @@ fn main() -> ExitCode {
             inputs: &inputs,
             shapes: &shapes,
             backend: &backend,
+            threads,
             passes: &passes,
             warmup,
             iters: iters.max(1),

@@ -14,6 +14,7 @@ pub struct BenchArgs<'a> {
     pub inputs: &'a [String],
     pub shapes: &'a [String],
     pub backend: &'a str,
+    pub threads: usize,
     pub passes: &'a str,
     pub warmup: usize,
     pub iters: usize,
@@ -21,7 +22,7 @@ pub struct BenchArgs<'a> {
 }
 
 pub fn run(a: &BenchArgs) -> CliResult {
-    let backend = whittle::backend_by_name(a.backend)?;
+    let backend = whittle::backend_by_name(a.backend, a.threads)?;
     let mut m = whittle::frontend::load_model(a.model).map_err(|e| e.to_string())?;
     pipeline(a.passes)?
         .run(&mut m.graph, &mut PassContext::default())

@@ -11,8 +11,9 @@ pub fn run(
     out_dir: &Path,
     backend: &str,
     passes: &str,
+    threads: usize,
 ) -> CliResult {
-    let backend = whittle::backend_by_name(backend)?;
+    let backend = whittle::backend_by_name(backend, threads)?;
     let pipeline = pipeline(passes)?;
     let inputs = read_inputs(inputs)?;
     let mut m = whittle::frontend::load_model(model).map_err(|e| e.to_string())?;

@@ -1,28 +1,49 @@
-//! whittle-cpu: the CPU backend. A graph with concrete shapes is lowered to an execution
-//! plan over one arena: fused f32 elementwise chains become Cranelift-generated kernels
-//! (JIT, native ISA), MatMul/Gemm call the packed host GEMM with constant B pre-packed, and
-//! any op not lowered yet is a compile error naming the node.
+//! whittle-cpu: the CPU backend. `CpuBackend::compile` keeps the graph; each run looks up
+//! the plan for its input-shape signature and, on a miss, specializes a copy of the graph
+//! to those shapes (`whittle_ir::infer::specialize`) and compiles it: fused f32
+//! elementwise chains become Cranelift-generated kernels (JIT, native ISA), MatMul/Gemm
+//! call the packed host GEMM with constant B pre-packed, normalizations, softmax and data
+//! movement run host kernels, and any op not lowered is a compile error naming the node.
+//! Kernels split their work over the executable's rayon thread pool.
 //!
 //! Pipeline: [`lower`] (IR → steps, kernels emitted into the [`jit`] module) → [`plan`]
-//! (liveness-based arena offsets) → [`CpuExecutable::run`] (calls the steps in order).
+//! (liveness-based arena offsets) → [`exec::Plan::run`] (calls the steps in order).
 
+pub mod exec;
 pub mod jit;
 pub mod kernels;
 pub mod lower;
 pub mod plan;
 
-use jit::{JitCode, KernelFn};
-use kernels::gemm::{self, Epilogue, MatRef, PackedB, Scratch, Ukr};
-use lower::matmul::BSource;
-use lower::{InputSpec, OutputSpec, Step};
-use plan::{ArenaPlan, Buf};
-use std::sync::Arc;
-use whittle_ir::{Graph, Tensor};
+use exec::Plan;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use whittle_ir::{DType, Graph, Tensor};
 use whittle_runtime::{Backend, Executable, RuntimeError};
 
-/// The Cranelift CPU backend (`--backend cpu`).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CpuBackend;
+/// The Cranelift CPU backend (`--backend cpu`). `threads == 0` means one per available core.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CpuBackend {
+    pub threads: usize,
+}
+
+impl CpuBackend {
+    pub fn with_threads(threads: usize) -> CpuBackend {
+        CpuBackend { threads }
+    }
+
+    fn resolved_threads(&self) -> usize {
+        if self.threads > 0 {
+            return self.threads;
+        }
+        std::env::var("WHITTLE_THREADS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
 
 impl Backend for CpuBackend {
     fn name(&self) -> &'static str {
@@ -30,21 +51,11 @@ impl Backend for CpuBackend {
     }
 
     fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, RuntimeError> {
-        Ok(Box::new(CpuExecutable::compile(graph)?))
+        Ok(Box::new(CpuExecutable::compile_with(
+            graph,
+            self.resolved_threads(),
+        )?))
     }
-}
-
-/// A compiled graph: steps, constants, the arena layout and the generated code.
-pub struct CpuExecutable {
-    steps: Vec<Step>,
-    kernels: Vec<KernelFn>,
-    consts: Vec<Arc<Tensor>>,
-    inputs: Vec<InputSpec>,
-    outputs: Vec<OutputSpec>,
-    arena: ArenaPlan,
-    ukr: Ukr,
-    // Last: the code must outlive `kernels` (fields drop in declaration order).
-    _code: JitCode,
 }
 
 /// Compile-time statistics for `inspect`/`bench`.
@@ -53,6 +64,7 @@ pub struct PlanStats {
     pub steps: usize,
     pub fused_kernels: usize,
     pub gemm_calls: usize,
+    pub host_calls: usize,
     /// Arena bytes after liveness planning.
     pub arena_bytes: usize,
     /// Bytes if every intermediate had its own buffer.
@@ -61,7 +73,7 @@ pub struct PlanStats {
     pub packed_weight_bytes: usize,
 }
 
-fn internal(msg: impl Into<String>) -> RuntimeError {
+pub(crate) fn internal(msg: impl Into<String>) -> RuntimeError {
     RuntimeError::Unsupported {
         backend: "cpu".into(),
         node: String::new(),
@@ -70,83 +82,125 @@ fn internal(msg: impl Into<String>) -> RuntimeError {
     }
 }
 
+/// Input dtypes and shapes, in graph input order: the key of the plan cache.
+type Signature = Vec<(DType, Vec<usize>)>;
+
+/// A compiled graph: the graph itself, one plan per input-shape signature seen so far,
+/// and the thread pool the plans run on.
+pub struct CpuExecutable {
+    graph: Graph,
+    plans: Mutex<HashMap<Signature, Arc<Plan>>>,
+    compilations: AtomicUsize,
+    pool: rayon::ThreadPool,
+}
+
 impl CpuExecutable {
-    /// Compiles `graph`. Every value must have a concrete shape.
+    /// Compiles `graph` with one thread per core.
     pub fn compile(graph: &Graph) -> Result<CpuExecutable, RuntimeError> {
-        let mut j = jit::Jit::new().map_err(internal)?;
-        let ukr = Ukr::best();
-        let prog = lower::lower(graph, &mut j, ukr)?;
-        let (kernels, code) = j.finish().map_err(internal)?;
-        let arena = plan::plan_arena(&prog.buffers);
-        Ok(CpuExecutable {
-            steps: prog.steps,
-            kernels,
-            consts: prog.consts,
-            inputs: prog.inputs,
-            outputs: prog.outputs,
-            arena,
-            ukr,
-            _code: code,
-        })
+        Self::compile_with(graph, CpuBackend::default().resolved_threads())
     }
 
-    pub fn stats(&self) -> PlanStats {
-        let fused = self
-            .steps
-            .iter()
-            .filter(|s| matches!(s, Step::Fused { .. }))
-            .count();
-        let packed = self
-            .steps
-            .iter()
-            .map(|s| match s {
-                Step::MatMul(mm) => match &mm.b {
-                    BSource::Packed(p) => p.iter().map(PackedB::bytes).sum(),
-                    _ => 0,
-                },
-                _ => 0,
+    /// Compiles `graph` for a pool of `threads` threads. When every input shape is known,
+    /// the plan for those shapes is built now (so unsupported ops fail here); otherwise
+    /// plans are built per shape signature on first use.
+    pub fn compile_with(graph: &Graph, threads: usize) -> Result<CpuExecutable, RuntimeError> {
+        graph.topo_order()?;
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .thread_name(|i| format!("whittle-cpu-{i}"))
+            .build()
+            .map_err(|e| internal(format!("thread pool: {e}")))?;
+        let exe = CpuExecutable {
+            graph: graph.clone(),
+            plans: Mutex::new(HashMap::new()),
+            compilations: AtomicUsize::new(0),
+            pool,
+        };
+        let n = graph.inputs().len();
+        let fixed: Option<Vec<(String, DType, Vec<usize>)>> = (0..n)
+            .map(|i| {
+                let ty = graph.input_type(i);
+                ty.concrete_shape()
+                    .map(|s| (graph.input_name(i).to_string(), ty.dtype, s))
             })
-            .sum();
-        PlanStats {
-            steps: self.steps.len(),
-            fused_kernels: fused,
-            gemm_calls: self.steps.len() - fused,
-            arena_bytes: self.arena.peak_bytes,
-            unplanned_bytes: self.arena.total_bytes,
-            packed_weight_bytes: packed,
+            .collect();
+        if let Some(fixed) = fixed {
+            let named: Vec<(&str, Vec<usize>)> = fixed
+                .iter()
+                .map(|(n, _, s)| (n.as_str(), s.clone()))
+                .collect();
+            let sig = fixed.iter().map(|(_, d, s)| (*d, s.clone())).collect();
+            exe.plan_for(sig, &named)?;
         }
+        Ok(exe)
     }
 
-    fn check_inputs<'a>(
+    /// Number of plans compiled so far (one per distinct input-shape signature).
+    pub fn compilations(&self) -> usize {
+        self.compilations.load(Ordering::Relaxed)
+    }
+
+    /// Statistics of the plan for the given input shapes, if it was compiled.
+    pub fn stats_for(&self, shapes: &[Vec<usize>]) -> Option<PlanStats> {
+        let plans = self.plans.lock().ok()?;
+        plans
+            .iter()
+            .find(|(k, _)| k.iter().map(|(_, s)| s).eq(shapes.iter()))
+            .map(|(_, p)| p.stats())
+    }
+
+    /// Statistics of the first compiled plan (graphs with fixed shapes have exactly one).
+    pub fn stats(&self) -> Option<PlanStats> {
+        let plans = self.plans.lock().ok()?;
+        plans.values().next().map(|p| p.stats())
+    }
+
+    fn plan_for(
+        &self,
+        sig: Signature,
+        named: &[(&str, Vec<usize>)],
+    ) -> Result<Arc<Plan>, RuntimeError> {
+        if let Some(p) = self.plans.lock().ok().and_then(|m| m.get(&sig).cloned()) {
+            return Ok(p);
+        }
+        let mut g = self.graph.clone();
+        whittle_ir::infer::specialize(&mut g, named)?;
+        let plan = Arc::new(Plan::compile(&g)?);
+        self.compilations.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.plans.lock() {
+            m.insert(sig, plan.clone());
+        }
+        Ok(plan)
+    }
+
+    /// The inputs in graph order, checked by name and dtype (shapes pick the plan).
+    fn match_inputs<'a>(
         &self,
         inputs: &'a [(&str, Tensor)],
     ) -> Result<Vec<&'a Tensor>, RuntimeError> {
-        let mut out = Vec::with_capacity(self.inputs.len());
-        for spec in &self.inputs {
+        let g = &self.graph;
+        let mut out = Vec::with_capacity(g.inputs().len());
+        for i in 0..g.inputs().len() {
+            let name = g.input_name(i);
             let err = |msg: String| {
                 RuntimeError::Ir(whittle_ir::IrError::Input {
-                    name: spec.name.clone(),
+                    name: name.to_string(),
                     msg,
                 })
             };
             let t = inputs
                 .iter()
-                .find(|(n, _)| *n == spec.name)
+                .find(|(n, _)| *n == name)
                 .map(|(_, t)| t)
                 .ok_or_else(|| err("missing: no value was given".into()))?;
-            if t.dtype() != spec.dtype || t.shape() != spec.shape.as_slice() {
-                return Err(err(format!(
-                    "this executable was compiled for {}{:?} but got {}{:?}",
-                    spec.dtype,
-                    spec.shape,
-                    t.dtype(),
-                    t.shape()
-                )));
+            let want = g.input_type(i).dtype;
+            if t.dtype() != want {
+                return Err(err(format!("expected {want}, got {}", t.dtype())));
             }
             out.push(t);
         }
         for (n, _) in inputs {
-            if !self.inputs.iter().any(|s| s.name == *n) {
+            if !(0..g.inputs().len()).any(|i| g.input_name(i) == *n) {
                 return Err(RuntimeError::Ir(whittle_ir::IrError::Input {
                     name: n.to_string(),
                     msg: "the model has no input of this name".into(),
@@ -157,140 +211,27 @@ impl CpuExecutable {
     }
 }
 
-/// Resolves buffers to raw pointers for one run.
-struct Mem<'a> {
-    inputs: Vec<&'a Tensor>,
-    consts: &'a [Arc<Tensor>],
-    arena: *mut f32,
-    offsets: &'a [usize],
-}
-
-impl Mem<'_> {
-    /// Pointer to an f32 buffer. Inputs and constants are f32 whenever a step reads them
-    /// (lowering checked the dtypes and `check_inputs` the run-time tensors).
-    fn ptr(&self, b: Buf) -> *mut f32 {
-        let slice_ptr =
-            |t: &Tensor| t.as_slice::<f32>().map_or(std::ptr::null(), |s| s.as_ptr()) as *mut f32;
-        match b {
-            Buf::Input(i) => self
-                .inputs
-                .get(i)
-                .map_or(std::ptr::null_mut(), |t| slice_ptr(t)),
-            Buf::Const(i) => self
-                .consts
-                .get(i)
-                .map_or(std::ptr::null_mut(), |t| slice_ptr(t)),
-            // SAFETY: offsets come from the planner and lie inside the arena.
-            Buf::Arena(i) => unsafe { self.arena.add(self.offsets[i] / 4) },
-        }
-    }
-
-    fn tensor(&self, o: &OutputSpec) -> Result<Tensor, RuntimeError> {
-        match o.buf {
-            Buf::Input(i) => self.inputs.get(i).map(|t| (*t).clone()),
-            Buf::Const(i) => self.consts.get(i).map(|t| (**t).clone()),
-            Buf::Arena(_) => {
-                let n: usize = o.shape.iter().product();
-                // SAFETY: the buffer holds n f32 values, live until the end of the plan.
-                let v = unsafe { std::slice::from_raw_parts(self.ptr(o.buf), n) }.to_vec();
-                Some(Tensor::from_vec(o.shape.clone(), v))
-            }
-        }
-        .map(|t| {
-            if t.shape() == o.shape.as_slice() {
-                t.clone()
-            } else {
-                t.reshape(o.shape.clone()).unwrap_or(t)
-            }
-        })
-        .ok_or_else(|| internal(format!("output '{}' has no storage", o.name)))
-    }
-}
-
 impl Executable for CpuExecutable {
     fn run(&self, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>, RuntimeError> {
-        let ins = self.check_inputs(inputs)?;
-        // 64-byte aligned arena.
-        let mut arena = vec![0f32; self.arena.peak_bytes / 4 + 16];
-        let base = arena.as_mut_ptr();
-        let skew = base.align_offset(plan::ALIGN);
-        // SAFETY: the arena has 16 spare floats for the alignment skew.
-        let aligned = unsafe { base.add(skew.min(15)) };
-        let mem = Mem {
-            inputs: ins,
-            consts: &self.consts,
-            arena: aligned,
-            offsets: &self.arena.offsets,
-        };
-        let mut scratch = Scratch::default();
-        let mut packed_rt: Option<PackedB> = None;
-        for step in &self.steps {
-            match step {
-                Step::Fused { kernel, args, .. } => {
-                    let ptrs: Vec<*mut f32> = args.iter().map(|&b| mem.ptr(b)).collect();
-                    let f = self.kernels[*kernel];
-                    // SAFETY: the kernel was generated for exactly these buffers and shapes.
-                    unsafe { f(ptrs.as_ptr()) };
-                }
-                Step::MatMul(mm) => {
-                    let a = mem.ptr(mm.a);
-                    let c = mem.ptr(mm.out);
-                    let bias = mm.bias.map(|(b, rs, cs)| MatRef {
-                        ptr: mem.ptr(b),
-                        rs,
-                        cs,
-                    });
-                    let epi = Epilogue {
-                        alpha: mm.alpha,
-                        beta: mm.beta,
-                        bias,
-                    };
-                    for (bi, (&ao, &ib)) in mm.a_offsets.iter().zip(&mm.b_index).enumerate() {
-                        // SAFETY: offsets and strides come from the checked shapes.
-                        unsafe {
-                            let pb: &PackedB = match &mm.b {
-                                BSource::Packed(v) => &v[ib],
-                                BSource::Runtime {
-                                    buf,
-                                    rs,
-                                    cs,
-                                    batch_offsets,
-                                } => {
-                                    let src = MatRef {
-                                        ptr: mem.ptr(*buf).add(batch_offsets[ib]),
-                                        rs: *rs,
-                                        cs: *cs,
-                                    };
-                                    match &mut packed_rt {
-                                        Some(p) if p.k == mm.k && p.n == mm.n => p.repack(src),
-                                        slot => {
-                                            *slot =
-                                                Some(PackedB::pack(src, mm.k, mm.n, self.ukr.nr))
-                                        }
-                                    }
-                                    packed_rt
-                                        .as_ref()
-                                        .ok_or_else(|| internal("packing failed"))?
-                                }
-                            };
-                            let ar = MatRef {
-                                ptr: a.add(ao),
-                                rs: mm.a_rs,
-                                cs: mm.a_cs,
-                            };
-                            let cp = c.add(bi * mm.m * mm.n);
-                            gemm::gemm(&self.ukr, mm.m, ar, pb, cp, mm.n, &epi, &mut scratch);
-                        }
-                    }
-                }
+        let ins = self.match_inputs(inputs)?;
+        let sig: Signature = ins
+            .iter()
+            .map(|t| (t.dtype(), t.shape().to_vec()))
+            .collect();
+        let named: Vec<(&str, Vec<usize>)> = (0..ins.len())
+            .map(|i| (self.graph.input_name(i), ins[i].shape().to_vec()))
+            .collect();
+        let plan = self.plan_for(sig, &named)?;
+        for (spec, t) in plan.inputs.iter().zip(&ins) {
+            if spec.shape.as_slice() != t.shape() {
+                return Err(internal(format!(
+                    "input '{}': the plan was compiled for {:?}, got {:?}",
+                    spec.name,
+                    spec.shape,
+                    t.shape()
+                )));
             }
         }
-        let outs = self
-            .outputs
-            .iter()
-            .map(|o| Ok((o.name.clone(), mem.tensor(o)?)))
-            .collect();
-        drop(arena);
-        outs
+        self.pool.install(|| plan.run(ins))
     }
 }

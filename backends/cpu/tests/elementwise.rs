@@ -193,10 +193,20 @@ fn a_chain_becomes_few_kernels() {
     // only when its size differs from the output.
     let g = chain_graph(&[4, 9], &[9], &[4, 9]);
     let exe = CpuExecutable::compile(&g).unwrap();
-    assert_eq!(exe.stats().fused_kernels, 1, "{:?}", exe.stats());
+    assert_eq!(
+        exe.stats().expect("plan").fused_kernels,
+        1,
+        "{:?}",
+        exe.stats()
+    );
     let g = chain_graph(&[4, 9], &[9], &[9]);
     let exe = CpuExecutable::compile(&g).unwrap();
-    assert_eq!(exe.stats().fused_kernels, 2, "{:?}", exe.stats());
+    assert_eq!(
+        exe.stats().expect("plan").fused_kernels,
+        2,
+        "{:?}",
+        exe.stats()
+    );
 }
 
 #[test]

@@ -17,7 +17,7 @@ fn sweep(op: UnaryOp, lo: f32, hi: f32, n: usize) -> f64 {
     let x = g.add_input("x", TensorType::fixed(DType::F32, &[len]));
     let y = node(&mut g, Op::Unary(op), "y", &[Some(x)], &[len]);
     g.add_output(y, "y");
-    let got = CpuBackend
+    let got = CpuBackend::default()
         .compile(&g)
         .unwrap()
         .run(&[("x", Tensor::from_vec(vec![len], xs.clone()))])

@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: &Args) -> Result<bool, String> {
-    let backend = whittle::backend_by_name(&args.backend)?;
+    let backend = whittle::backend_by_name(&args.backend, 1)?;
     let index = read_index(&args.data)?;
     let by_name: BTreeMap<String, CaseInfo> =
         index.iter().map(|c| (c.name.clone(), c.clone())).collect();

@@ -1,5 +1,8 @@
-//! Host-side kernels that the execution plan calls: the f32 GEMM (packing, micro-kernels
-//! for AVX-512 / AVX2+FMA / portable Rust, and the per-tile epilogue).
+//! Host kernels called by the execution plan: packed GEMM and its micro-kernels, row
+//! kernels (LayerNorm, Softmax, reductions), data movement, and the thread-pool helpers.
 
 pub mod gemm;
-mod ukernel;
+pub mod movement;
+pub mod par;
+pub mod rows;
+pub mod ukernel;

@@ -7,12 +7,14 @@
 pub mod elementwise;
 pub mod math;
 pub mod matmul;
+pub mod ops;
 
 use crate::jit::Jit;
 use crate::kernels::gemm::Ukr;
 use crate::plan::{Buf, BufferReq};
 use elementwise::{binary_supported, unary_supported, ENode, FusedExpr, LoopNest};
 use matmul::{matmul_geometry, pack_const_b, BSource, MatMulStep};
+use ops::HostOp;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use whittle_ir::{DType, Graph, NodeId, Op, Tensor, Value, VariadicOp};
@@ -28,6 +30,12 @@ pub enum Step {
         name: String,
     },
     MatMul(Box<MatMulStep>),
+    /// A host kernel with `args` = inputs then the output buffer.
+    Host {
+        op: HostOp,
+        args: Vec<Buf>,
+        name: String,
+    },
 }
 
 /// A graph input as the program expects it.
@@ -70,7 +78,14 @@ pub(crate) fn unsupported(g: &Graph, id: NodeId, msg: impl Into<String>) -> Runt
 /// constants, or only describe a shape that the output type already states).
 fn data_ports(op: &Op, num_inputs: usize) -> Vec<usize> {
     match op {
-        Op::Reshape { .. } | Op::Squeeze | Op::Unsqueeze | Op::Clip | Op::Dropout => vec![0],
+        Op::Reshape { .. }
+        | Op::Squeeze
+        | Op::Unsqueeze
+        | Op::Clip
+        | Op::Dropout
+        | Op::Slice
+        | Op::Expand
+        | Op::Reduce { .. } => vec![0],
         _ => (0..num_inputs).collect(),
     }
 }
@@ -221,10 +236,10 @@ impl Lowerer<'_> {
         Ok(b)
     }
 
-    /// A fresh f32 arena buffer for `v`, written by the next step.
+    /// A fresh arena buffer for `v`, written by the next step.
     fn alloc(&mut self, v: Value) -> Buf {
         let step = self.prog.steps.len();
-        let bytes = self.numel(v) * 4;
+        let bytes = self.numel(v) * self.dtype(v).size_of();
         self.prog.buffers.push(BufferReq {
             bytes,
             def: step,
@@ -268,9 +283,25 @@ impl Lowerer<'_> {
 
     /// Elementwise nodes folded into their single consumer's kernel.
     fn fusion_groups(&self, order: &[NodeId]) -> Result<HashSet<NodeId>, RuntimeError> {
+        // Nodes computed from constants only are folded at compile time, never fused.
+        let mut constish: HashSet<NodeId> = HashSet::new();
         let mut fus = HashSet::new();
         for &id in order {
-            if self.fusible(id)? {
+            let ins = self.g.node_inputs(id);
+            let from_consts = match &self.g.node(id).op {
+                Op::Constant(_) => true,
+                Op::Input(_) => false,
+                _ => {
+                    ins.iter().any(|v| v.is_some())
+                        && ins.iter().flatten().all(|v| {
+                            constish.contains(&v.node)
+                                || matches!(self.g.node(v.node).op, Op::Constant(_))
+                        })
+                }
+            };
+            if from_consts {
+                constish.insert(id);
+            } else if self.fusible(id)? {
                 fus.insert(id);
             }
         }
@@ -321,8 +352,10 @@ impl Lowerer<'_> {
                 let b = self.buf(src)?;
                 self.storage.insert(out, b);
             }
+            _ if self.fold(id)? => {}
             Op::MatMul | Op::Gemm { .. } => self.matmul(id)?,
             _ if self.fusible(id)? => self.fused(id, inlined)?,
+            _ if self.host_op(id)? => {}
             _ => {
                 return Err(unsupported(
                     g,
@@ -334,8 +367,49 @@ impl Lowerer<'_> {
         Ok(())
     }
 
-    fn const_f32(&self, v: Value) -> Option<&Tensor> {
-        self.g.const_tensor(v).filter(|t| t.dtype() == DType::F32)
+    /// The constant value of `v`: a graph constant, or a node folded at compile time.
+    fn const_of(&self, v: Value) -> Option<Arc<Tensor>> {
+        if let Some(Buf::Const(i)) = self.storage.get(&v) {
+            return self.prog.consts.get(*i).cloned();
+        }
+        match &self.g.node(v.node).op {
+            Op::Constant(t) if v.port == 0 => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    fn const_f32(&self, v: Value) -> Option<Arc<Tensor>> {
+        self.const_of(v).filter(|t| t.dtype() == DType::F32)
+    }
+
+    /// Evaluates a node whose inputs are all constants at compile time (with `ir::eval`);
+    /// `Ok(false)` when some input is computed at run time.
+    fn fold(&mut self, id: NodeId) -> Result<bool, RuntimeError> {
+        let g = self.g;
+        let n = g.node(id);
+        let ins = g.node_inputs(id);
+        if ins.iter().all(|v| v.is_none()) {
+            return Ok(false);
+        }
+        let mut ts: Vec<Option<Arc<Tensor>>> = Vec::with_capacity(ins.len());
+        for v in &ins {
+            match v {
+                None => ts.push(None),
+                Some(v) => match self.const_of(*v) {
+                    Some(t) => ts.push(Some(t)),
+                    None => return Ok(false),
+                },
+            }
+        }
+        let refs: Vec<Option<&Tensor>> = ts.iter().map(|t| t.as_deref()).collect();
+        let outs = whittle_ir::eval::eval_op(&n.op, &refs, n.outputs.len())
+            .map_err(|e| unsupported(g, id, format!("constant folding failed: {e}")))?;
+        for (p, t) in outs.into_iter().enumerate() {
+            self.prog.consts.push(Arc::new(t));
+            self.storage
+                .insert(Value::new(id, p), Buf::Const(self.prog.consts.len() - 1));
+        }
+        Ok(true)
     }
 
     /// Builds the expression of `v` into `e`; returns its node index.

@@ -59,7 +59,7 @@ pub fn bshape(a: &[usize], b: &[usize]) -> Vec<usize> {
 /// Runs `g` on the cpu backend and the reference evaluator; asserts every output element
 /// satisfies `|got - want| ≤ rtol·|want| + atol` (NaN must match NaN).
 pub fn check(g: &Graph, inputs: &[(&str, Tensor)], rtol: f64, atol: f64) {
-    let exe = CpuBackend
+    let exe = CpuBackend::default()
         .compile(g)
         .unwrap_or_else(|e| panic!("compile: {e}"));
     let got = exe.run(inputs).unwrap_or_else(|e| panic!("run: {e}"));
@@ -83,7 +83,7 @@ pub fn check(g: &Graph, inputs: &[(&str, Tensor)], rtol: f64, atol: f64) {
 
 /// Relative L2 error between the backend and the reference.
 pub fn rel_l2(g: &Graph, inputs: &[(&str, Tensor)]) -> f64 {
-    let exe = CpuBackend
+    let exe = CpuBackend::default()
         .compile(g)
         .unwrap_or_else(|e| panic!("compile: {e}"));
     let got = exe.run(inputs).unwrap_or_else(|e| panic!("run: {e}"));

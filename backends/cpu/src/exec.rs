@@ -1,0 +1,385 @@
+//! A plan compiled for one input-shape signature: the lowered steps, their constants, the
+//! arena layout and the generated code, and `Plan::run`, which resolves buffers to
+//! pointers and calls the steps in order (inside the executable's thread pool, so the
+//! kernels split their work over its threads).
+
+use crate::jit::{self, JitCode, KernelFn};
+use crate::kernels::gemm::{self, Epilogue, MatRef, PackedB, Scratch, Ukr};
+use crate::kernels::movement;
+use crate::kernels::par::{par_for, row_chunks, SendPtr};
+use crate::kernels::rows;
+use crate::lower::matmul::{BSource, MatMulStep};
+use crate::lower::ops::HostOp;
+use crate::lower::{self, InputSpec, OutputSpec, Step};
+use crate::plan::{self, ArenaPlan, Buf};
+use crate::{internal, PlanStats};
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+use whittle_ir::{Graph, Tensor};
+use whittle_runtime::RuntimeError;
+
+/// Steps, constants, arena layout and code for concrete input shapes.
+pub struct Plan {
+    steps: Vec<Step>,
+    kernels: Vec<KernelFn>,
+    consts: Vec<Arc<Tensor>>,
+    pub(crate) inputs: Vec<InputSpec>,
+    outputs: Vec<OutputSpec>,
+    arena: ArenaPlan,
+    ukr: Ukr,
+    /// Arenas of finished runs, reused so that a run does not fault in fresh pages.
+    spare: Mutex<Vec<Vec<f32>>>,
+    // Last: the code must outlive `kernels` (fields drop in declaration order).
+    _code: JitCode,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<(Scratch, Option<PackedB>)> = RefCell::new((Scratch::default(), None));
+}
+
+fn tensor_ptr(t: &Tensor) -> *mut u8 {
+    whittle_ir::dispatch_data!(t.data(), v => v.as_ptr() as *mut u8)
+}
+
+/// Resolves buffers to raw pointers for one run.
+struct Mem<'a> {
+    inputs: Vec<&'a Tensor>,
+    consts: &'a [Arc<Tensor>],
+    arena: *mut u8,
+    offsets: &'a [usize],
+}
+
+impl Mem<'_> {
+    fn ptr(&self, b: Buf) -> *mut u8 {
+        match b {
+            Buf::Input(i) => self
+                .inputs
+                .get(i)
+                .map_or(std::ptr::null_mut(), |t| tensor_ptr(t)),
+            Buf::Const(i) => self
+                .consts
+                .get(i)
+                .map_or(std::ptr::null_mut(), |t| tensor_ptr(t)),
+            // SAFETY: offsets come from the planner and lie inside the arena.
+            Buf::Arena(i) => unsafe { self.arena.add(self.offsets[i]) },
+        }
+    }
+
+    fn f32p(&self, b: Buf) -> *mut f32 {
+        self.ptr(b) as *mut f32
+    }
+
+    fn tensor(&self, o: &OutputSpec) -> Result<Tensor, RuntimeError> {
+        let t = match o.buf {
+            Buf::Input(i) => self.inputs.get(i).map(|t| (*t).clone()),
+            Buf::Const(i) => self.consts.get(i).map(|t| (**t).clone()),
+            Buf::Arena(_) => {
+                let n = o.shape.iter().product::<usize>() * o.dtype.size_of();
+                // SAFETY: the buffer holds n bytes, live until the end of the plan.
+                let bytes = unsafe { std::slice::from_raw_parts(self.ptr(o.buf), n) };
+                Some(Tensor::from_le_bytes(o.dtype, o.shape.clone(), bytes)?)
+            }
+        }
+        .ok_or_else(|| internal(format!("output '{}' has no storage", o.name)))?;
+        if t.shape() == o.shape.as_slice() {
+            Ok(t)
+        } else {
+            Ok(t.reshape(o.shape.clone())?)
+        }
+    }
+}
+
+/// `C = epi(A·B)` for one matrix, rows split over the pool.
+///
+/// # Safety
+/// As [`gemm::gemm`].
+unsafe fn gemm_rows(ukr: &Ukr, m: usize, a: MatRef, b: &PackedB, c: *mut f32, epi: &Epilogue) {
+    let n = b.n;
+    let chunks = row_chunks(m, 2 * ukr.mr, ukr.mr);
+    let (ap, cp) = (SendPtr(a.ptr as *mut f32), SendPtr(c));
+    let bias = epi
+        .bias
+        .map(|br| (SendPtr(br.ptr as *mut f32), br.rs, br.cs));
+    let (alpha, beta) = (epi.alpha, epi.beta);
+    par_for(chunks.len(), |t| {
+        let (r0, len) = chunks[t];
+        let e = Epilogue {
+            alpha,
+            beta,
+            // SAFETY: row offsets stay inside the bias (rs is 0 when it is broadcast).
+            bias: bias.map(|(p, rs, cs)| MatRef {
+                ptr: unsafe { p.get().add(r0 * rs) },
+                rs,
+                cs,
+            }),
+        };
+        SCRATCH.with(|s| {
+            let s = &mut s.borrow_mut().0;
+            // SAFETY: disjoint row blocks of A and C; the caller's contract.
+            unsafe {
+                let ar = MatRef {
+                    ptr: ap.get().add(r0 * a.rs),
+                    rs: a.rs,
+                    cs: a.cs,
+                };
+                gemm::gemm(ukr, len, ar, b, cp.get().add(r0 * n), n, &e, s);
+            }
+        });
+    });
+}
+
+impl Plan {
+    /// Lowers, plans and JIT-compiles `graph` (all shapes concrete).
+    pub fn compile(graph: &Graph) -> Result<Plan, RuntimeError> {
+        let mut j = jit::Jit::new().map_err(internal)?;
+        let ukr = Ukr::best();
+        let prog = lower::lower(graph, &mut j, ukr)?;
+        let (kernels, code) = j.finish().map_err(internal)?;
+        let arena = plan::plan_arena(&prog.buffers);
+        Ok(Plan {
+            steps: prog.steps,
+            kernels,
+            consts: prog.consts,
+            inputs: prog.inputs,
+            outputs: prog.outputs,
+            arena,
+            ukr,
+            spare: Mutex::new(Vec::new()),
+            _code: code,
+        })
+    }
+
+    pub fn stats(&self) -> PlanStats {
+        let count = |f: fn(&Step) -> bool| self.steps.iter().filter(|s| f(s)).count();
+        let packed = self
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::MatMul(mm) => match &mm.b {
+                    BSource::Packed(p) => p.iter().map(PackedB::bytes).sum(),
+                    _ => 0,
+                },
+                _ => 0,
+            })
+            .sum();
+        PlanStats {
+            steps: self.steps.len(),
+            fused_kernels: count(|s| matches!(s, Step::Fused { .. })),
+            gemm_calls: count(|s| matches!(s, Step::MatMul(_))),
+            host_calls: count(|s| matches!(s, Step::Host { .. })),
+            arena_bytes: self.arena.peak_bytes,
+            unplanned_bytes: self.arena.total_bytes,
+            packed_weight_bytes: packed,
+        }
+    }
+
+    /// Runs the plan on inputs already matched to `self.inputs` (same order, dtypes, shapes).
+    pub fn run(&self, ins: Vec<&Tensor>) -> Result<Vec<(String, Tensor)>, RuntimeError> {
+        let floats = self.arena.peak_bytes / 4 + 16;
+        let mut arena = self
+            .spare
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .filter(|a| a.len() >= floats)
+            .unwrap_or_else(|| vec![0f32; floats]);
+        let base = arena.as_mut_ptr();
+        let skew = base.align_offset(plan::ALIGN);
+        // SAFETY: the arena has 16 spare floats for the alignment skew.
+        let aligned = unsafe { base.add(skew.min(15)) } as *mut u8;
+        let mem = Mem {
+            inputs: ins,
+            consts: &self.consts,
+            arena: aligned,
+            offsets: &self.arena.offsets,
+        };
+        let res = self.run_steps(&mem);
+        let outs = res.and_then(|()| {
+            self.outputs
+                .iter()
+                .map(|o| Ok((o.name.clone(), mem.tensor(o)?)))
+                .collect()
+        });
+        if let Ok(mut v) = self.spare.lock() {
+            v.push(arena);
+        }
+        outs
+    }
+
+    fn run_steps(&self, mem: &Mem) -> Result<(), RuntimeError> {
+        for step in &self.steps {
+            match step {
+                Step::Fused { kernel, args, .. } => {
+                    let ptrs: Vec<*mut f32> = args.iter().map(|&b| mem.f32p(b)).collect();
+                    let f = self.kernels[*kernel];
+                    // SAFETY: the kernel was generated for exactly these buffers and shapes.
+                    unsafe { f(ptrs.as_ptr()) };
+                }
+                Step::MatMul(mm) => self.matmul(mm, mem)?,
+                Step::Host { op, args, name } => {
+                    let p: Vec<*mut u8> = args.iter().map(|&b| mem.ptr(b)).collect();
+                    // SAFETY: lowering sized every buffer for this op's geometry.
+                    unsafe { host(op, &p) }.map_err(|m| internal(format!("{name}: {m}")))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn matmul(&self, mm: &MatMulStep, mem: &Mem) -> Result<(), RuntimeError> {
+        let a = SendPtr(mem.f32p(mm.a));
+        let c = SendPtr(mem.f32p(mm.out));
+        let bias = mm.bias.map(|(b, rs, cs)| MatRef {
+            ptr: mem.f32p(b),
+            rs,
+            cs,
+        });
+        let epi = Epilogue {
+            alpha: mm.alpha,
+            beta: mm.beta,
+            bias,
+        };
+        let batches = mm.a_offsets.len();
+        let ukr = &self.ukr;
+        let a_at = |bi: usize| MatRef {
+            // SAFETY: offsets come from the checked shapes.
+            ptr: unsafe { a.get().add(mm.a_offsets[bi]) },
+            rs: mm.a_rs,
+            cs: mm.a_cs,
+        };
+        match &mm.b {
+            BSource::Packed(v) => {
+                for bi in 0..batches {
+                    let pb = v
+                        .get(mm.b_index[bi])
+                        .ok_or_else(|| internal("B batch out of range"))?;
+                    // SAFETY: shapes were checked at lowering.
+                    unsafe {
+                        gemm_rows(ukr, mm.m, a_at(bi), pb, c.get().add(bi * mm.m * mm.n), &epi)
+                    };
+                }
+            }
+            BSource::Runtime {
+                buf,
+                rs,
+                cs,
+                batch_offsets,
+            } => {
+                let bsrc = SendPtr(mem.f32p(*buf));
+                let (rs, cs) = (*rs, *cs);
+                let bias = epi.bias.map(|b| (SendPtr(b.ptr as *mut f32), b.rs, b.cs));
+                let (alpha, beta) = (epi.alpha, epi.beta);
+                let one = |bi: usize| {
+                    let src = MatRef {
+                        // SAFETY: batch offsets come from the checked shapes.
+                        ptr: unsafe { bsrc.get().add(batch_offsets[mm.b_index[bi]]) },
+                        rs,
+                        cs,
+                    };
+                    let e = Epilogue {
+                        alpha,
+                        beta,
+                        bias: bias.map(|(p, rs, cs)| MatRef {
+                            ptr: p.get(),
+                            rs,
+                            cs,
+                        }),
+                    };
+                    SCRATCH.with(|s| {
+                        let s = &mut *s.borrow_mut();
+                        let (scratch, packed) = (&mut s.0, &mut s.1);
+                        // SAFETY: each batch writes its own C block.
+                        unsafe {
+                            match &mut *packed {
+                                Some(p) if p.k == mm.k && p.n == mm.n && p.nr == ukr.nr => {
+                                    p.repack(src)
+                                }
+                                slot => *slot = Some(PackedB::pack(src, mm.k, mm.n, ukr.nr)),
+                            }
+                            if let Some(pb) = packed.as_ref() {
+                                let cp = c.get().add(bi * mm.m * mm.n);
+                                gemm::gemm(ukr, mm.m, a_at(bi), pb, cp, mm.n, &e, scratch);
+                            }
+                        }
+                    });
+                };
+                if batches > 1 {
+                    par_for(batches, one);
+                } else {
+                    // One big product: pack B once here, split its rows over the pool.
+                    for bi in 0..batches {
+                        let src = MatRef {
+                            // SAFETY: as above.
+                            ptr: unsafe { bsrc.get().add(batch_offsets[mm.b_index[bi]]) },
+                            rs,
+                            cs,
+                        };
+                        // SAFETY: as above.
+                        unsafe {
+                            let pb = PackedB::pack(src, mm.k, mm.n, ukr.nr);
+                            gemm_rows(
+                                ukr,
+                                mm.m,
+                                a_at(bi),
+                                &pb,
+                                c.get().add(bi * mm.m * mm.n),
+                                &epi,
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Calls one host kernel; `p` holds the argument pointers (inputs, then the output).
+///
+/// # Safety
+/// The pointers address buffers of the sizes the op's geometry states.
+unsafe fn host(op: &HostOp, p: &[*mut u8]) -> Result<(), String> {
+    let arg = |i: usize| p.get(i).copied().ok_or("missing kernel argument");
+    let last = p.last().copied().ok_or("missing output")?;
+    match op {
+        HostOp::LayerNorm {
+            rows,
+            cols,
+            eps,
+            has_beta,
+        } => {
+            let beta = if *has_beta {
+                arg(2)? as *const f32
+            } else {
+                std::ptr::null()
+            };
+            rows::layer_norm(
+                arg(0)? as *const f32,
+                last as *mut f32,
+                *rows,
+                *cols,
+                arg(1)? as *const f32,
+                beta,
+                *eps,
+            );
+        }
+        HostOp::Softmax { rows, cols } => {
+            rows::softmax(arg(0)? as *const f32, last as *mut f32, *rows, *cols)
+        }
+        HostOp::ReduceSum { rows, cols, scale } => rows::reduce_sum(
+            arg(0)? as *const f32,
+            last as *mut f32,
+            *rows,
+            *cols,
+            *scale,
+        ),
+        HostOp::Copy(c) => c.run(arg(0)?, last),
+        HostOp::Concat { outer, chunk_bytes } => {
+            let srcs: Vec<*const u8> = p[..p.len() - 1].iter().map(|&x| x as *const u8).collect();
+            movement::concat(&srcs, chunk_bytes, *outer, last);
+        }
+        HostOp::Gather(g) => movement::gather(g, arg(0)?, arg(1)?, last)?,
+        HostOp::Cast { from, to, n } => movement::cast(arg(0)?, *from, last, *to, *n)?,
+    }
+    Ok(())
+}
