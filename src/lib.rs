@@ -7,7 +7,13 @@ pub use whittle_ir as ir;
 pub use whittle_passes as passes;
 pub use whittle_runtime as runtime;
 
+pub mod api;
 pub mod demo;
+
+pub use api::{
+    CompiledModel, DType, Dim, Error, Model, Pipeline, Result, Target, Tensor, TensorInfo,
+    TensorSlice, TensorView, ViewElement,
+};
 
 use whittle_runtime::{Backend, ReferenceBackend};
 

@@ -346,6 +346,13 @@ impl Lowerer<'_> {
                 {
                     return Err(unsupported(g, id, "the Dropout mask output is not lowered"));
                 }
+                if matches!(op, Op::Dropout) && !dropout_is_inference(g, id) {
+                    return Err(unsupported(
+                        g,
+                        id,
+                        "training-mode Dropout (training_mode not a constant false) is not supported",
+                    ));
+                }
                 let src = g
                     .input(id, 0)
                     .ok_or_else(|| unsupported(g, id, "missing input 0"))?;
@@ -670,4 +677,16 @@ impl Lowerer<'_> {
         })));
         Ok(())
     }
+}
+
+/// Whether a Dropout node is the identity: no `training_mode` input, or a constant false
+/// one, or a constant ratio of 0.
+fn dropout_is_inference(g: &Graph, id: NodeId) -> bool {
+    let const_scalar = |port: usize| {
+        g.input(id, port)
+            .and_then(|v| g.const_tensor(v))
+            .map(|t| t.to_f64_vec().first().copied().unwrap_or(0.0))
+    };
+    let training_absent = g.input(id, 2).is_none();
+    training_absent || const_scalar(2) == Some(0.0) || const_scalar(1) == Some(0.0)
 }
