@@ -18,6 +18,7 @@ mod verify;
 pub use dtype::DType;
 pub use error::IrError;
 pub use graph::{Edge, Graph, GraphOutput, Node, NodeId, Value, ValueInfo};
+pub use half;
 pub use op::*;
 pub use shape::{Dim, TensorType};
 pub use tensor::{Element, Tensor, TensorData};

@@ -44,6 +44,67 @@ macro_rules! dispatch_data {
     };
 }
 
+/// Runs `$body` with the type alias `$t` bound to the Rust element type of `$dtype`.
+#[macro_export]
+macro_rules! with_dtype {
+    ($dtype:expr, $t:ident => $body:expr) => {
+        match $dtype {
+            $crate::DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            $crate::DType::F16 => {
+                type $t = $crate::half::f16;
+                $body
+            }
+            $crate::DType::BF16 => {
+                type $t = $crate::half::bf16;
+                $body
+            }
+            $crate::DType::F64 => {
+                type $t = f64;
+                $body
+            }
+            $crate::DType::I8 => {
+                type $t = i8;
+                $body
+            }
+            $crate::DType::U8 => {
+                type $t = u8;
+                $body
+            }
+            $crate::DType::I16 => {
+                type $t = i16;
+                $body
+            }
+            $crate::DType::U16 => {
+                type $t = u16;
+                $body
+            }
+            $crate::DType::I32 => {
+                type $t = i32;
+                $body
+            }
+            $crate::DType::U32 => {
+                type $t = u32;
+                $body
+            }
+            $crate::DType::I64 => {
+                type $t = i64;
+                $body
+            }
+            $crate::DType::U64 => {
+                type $t = u64;
+                $body
+            }
+            $crate::DType::Bool => {
+                type $t = bool;
+                $body
+            }
+        }
+    };
+}
+
 /// A scalar element type that can live in a [`Tensor`]. Conversions follow ONNX `Cast`:
 /// float → int truncates toward zero, anything → bool is `x != 0`.
 pub trait Element: Copy + Default + PartialEq + std::fmt::Debug + Send + Sync + 'static {
@@ -214,21 +275,7 @@ impl Tensor {
         fn conv<T: Element>(v: &[f64]) -> TensorData {
             T::wrap(v.iter().map(|&x| T::from_f64(x)).collect())
         }
-        let data = match dtype {
-            DType::F32 => conv::<f32>(v),
-            DType::F16 => conv::<f16>(v),
-            DType::BF16 => conv::<bf16>(v),
-            DType::F64 => conv::<f64>(v),
-            DType::I8 => conv::<i8>(v),
-            DType::U8 => conv::<u8>(v),
-            DType::I16 => conv::<i16>(v),
-            DType::U16 => conv::<u16>(v),
-            DType::I32 => conv::<i32>(v),
-            DType::U32 => conv::<u32>(v),
-            DType::I64 => conv::<i64>(v),
-            DType::U64 => conv::<u64>(v),
-            DType::Bool => conv::<bool>(v),
-        };
+        let data = with_dtype!(dtype, T => conv::<T>(v));
         Tensor::new(shape, data).expect("from_f64: length does not match shape")
     }
 
@@ -237,21 +284,7 @@ impl Tensor {
         fn conv<T: Element>(v: &[i64]) -> TensorData {
             T::wrap(v.iter().map(|&x| T::from_i64(x)).collect())
         }
-        let data = match dtype {
-            DType::F32 => conv::<f32>(v),
-            DType::F16 => conv::<f16>(v),
-            DType::BF16 => conv::<bf16>(v),
-            DType::F64 => conv::<f64>(v),
-            DType::I8 => conv::<i8>(v),
-            DType::U8 => conv::<u8>(v),
-            DType::I16 => conv::<i16>(v),
-            DType::U16 => conv::<u16>(v),
-            DType::I32 => conv::<i32>(v),
-            DType::U32 => conv::<u32>(v),
-            DType::I64 => conv::<i64>(v),
-            DType::U64 => conv::<u64>(v),
-            DType::Bool => conv::<bool>(v),
-        };
+        let data = with_dtype!(dtype, T => conv::<T>(v));
         Tensor::new(shape, data).expect("from_i64: length does not match shape")
     }
 
@@ -269,21 +302,7 @@ impl Tensor {
                 bytes.len()
             )));
         }
-        let data = match dtype {
-            DType::F32 => conv::<f32>(bytes, sz),
-            DType::F16 => conv::<f16>(bytes, sz),
-            DType::BF16 => conv::<bf16>(bytes, sz),
-            DType::F64 => conv::<f64>(bytes, sz),
-            DType::I8 => conv::<i8>(bytes, sz),
-            DType::U8 => conv::<u8>(bytes, sz),
-            DType::I16 => conv::<i16>(bytes, sz),
-            DType::U16 => conv::<u16>(bytes, sz),
-            DType::I32 => conv::<i32>(bytes, sz),
-            DType::U32 => conv::<u32>(bytes, sz),
-            DType::I64 => conv::<i64>(bytes, sz),
-            DType::U64 => conv::<u64>(bytes, sz),
-            DType::Bool => conv::<bool>(bytes, sz),
-        };
+        let data = with_dtype!(dtype, T => conv::<T>(bytes, sz));
         Tensor::new(shape, data)
     }
 
