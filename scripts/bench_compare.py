@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/bench_compare.py MODEL [--backend cpu] [--threads 1]
         [--rounds 5] [--iters 20] [--cache models/cache] [--whittle target/release/whittle]
+        [--passes exact]
 
 MODEL is a directory name under the cache written by scripts/fetch_models.py (minilm-l6,
 smollm2-135m, ppocr-cls, minilm-int8); its inputs/*.npy are the inputs of every engine.
@@ -68,6 +69,7 @@ def whittle_median(args, model: str, inputs: dict) -> float:
            "--iters", str(args.iters), "--warmup", "3"]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
+    cmd += ["--passes", args.passes]
     for name, path in inputs.items():
         cmd += ["--input", f"{name}={path}"]
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -86,6 +88,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--no-tract", action="store_true")
+    ap.add_argument("--passes", default="exact", help="whittle passes before compiling (`exact`, `none`, or a list)")
     args = ap.parse_args()
 
     mdir = os.path.join(args.cache, args.model)
@@ -106,7 +109,7 @@ def main() -> int:
         line = "  ".join(f"{k} {v[-1]:.2f} ms" for k, v in res.items() if v)
         print(f"round {r + 1}/{args.rounds}: {line}", flush=True)
     med = {k: statistics.median(v) for k, v in res.items() if v}
-    print(f"\n{args.model}, backend {args.backend}, threads {args.threads or 'default'}: median of {args.rounds} rounds x {args.iters} runs")
+    print(f"\n{args.model}, backend {args.backend}, passes {args.passes}, threads {args.threads or 'default'}: median of {args.rounds} rounds x {args.iters} runs")
     for k, v in med.items():
         print(f"  {k:<12} {v:8.2f} ms")
     print(f"  whittle/onnxruntime = {med['whittle'] / med['onnxruntime']:.2f}")

@@ -104,6 +104,18 @@ pub enum GeluApprox {
     Tanh,
 }
 
+/// The activation in a [`Op::FusedMatMul`] epilogue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Activation {
+    /// No activation.
+    Linear,
+    Relu,
+    /// `Gelu` with its ONNX `approximate` mode (erf and tanh are never interchanged).
+    Gelu(GeluApprox),
+    /// SiLU / swish: `x·sigmoid(x)`.
+    Silu,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PadMode {
     Constant,
@@ -341,6 +353,18 @@ pub enum Op {
     MatMulInteger,
     /// `a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp → y`
     QLinearMatMul,
+
+    // ---- compiler-made (fusion passes; the ONNX exporter decomposes them) ----
+    /// `a, b, bias?, residual? → y = activation(matmul(a, b) + bias) + residual`: numpy
+    /// `MatMul` followed by broadcasting adds, i.e. a GEMM with its epilogue
+    /// (PASSES.md §6; made by `fuse-matmul`).
+    FusedMatMul { activation: Activation },
+    /// Multi-head scaled dot-product attention on heads that are not yet split:
+    /// `q [B,Sq,H·D], k [B,Sk,H·D], v [B,Sk,H·Dv], mask? → y [B,Sq,H·Dv]`. Head `h` takes
+    /// columns `h·D..(h+1)·D`; per batch and head `y_h = softmax(scale·q_h·k_hᵀ + mask)·v_h`
+    /// with the additive mask broadcast (numpy) to `[B,H,Sq,Sk]`, and the heads are written
+    /// back side by side (PASSES.md §6; made by `fuse-attention`).
+    Attention { num_heads: usize, scale: f32 },
 }
 
 impl Op {

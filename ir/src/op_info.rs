@@ -61,6 +61,8 @@ impl Op {
             Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => range(2, 3),
             Op::MatMulInteger => range(2, 4),
             Op::QLinearMatMul => fixed(8),
+            Op::FusedMatMul { .. } => range(2, 4),
+            Op::Attention { .. } => range(3, 4),
         }
     }
 
@@ -127,7 +129,9 @@ impl Op {
             | Op::QuantizeLinear { .. }
             | Op::DequantizeLinear { .. }
             | Op::MatMulInteger
-            | Op::QLinearMatMul => (1, 1),
+            | Op::QLinearMatMul
+            | Op::FusedMatMul { .. }
+            | Op::Attention { .. } => (1, 1),
         }
     }
 }

@@ -13,6 +13,8 @@ mod dce;
 mod fold_bn;
 mod fold_bn_site;
 mod fold_shapes;
+mod fuse_attention;
+mod fuse_matmul;
 mod manager;
 mod poly;
 mod remove_identity;
@@ -27,6 +29,8 @@ pub use cse::cse;
 pub use dce::dead_code_elimination;
 pub use fold_bn::fold_bn;
 pub use fold_shapes::fold_shapes;
+pub use fuse_attention::fuse_attention;
+pub use fuse_matmul::fuse_matmul;
 pub use manager::{
     pass_by_name, Changed, Pass, PassContext, PassError, PassStat, Pipeline, PASS_NAMES,
 };

@@ -89,6 +89,8 @@ pub const PASS_NAMES: &[&str] = &[
     "fold-bn",
     "ln-to-rmsnorm",
     "crmsnorm",
+    "fuse-attention",
+    "fuse-matmul",
 ];
 
 type PassFn = fn(&mut Graph, &mut PassContext) -> Result<Changed, IrError>;
@@ -122,6 +124,8 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "fold-bn" => crate::fold_bn,
         "ln-to-rmsnorm" => crate::ln_to_rmsnorm,
         "crmsnorm" => crate::crmsnorm,
+        "fuse-attention" => crate::fuse_attention,
+        "fuse-matmul" => crate::fuse_matmul,
         _ => return Err(PassError::UnknownPass(name.to_string())),
     };
     let name = PASS_NAMES
@@ -139,10 +143,14 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// The exact (E0/E1) pipeline: clean up first (so patterns see folded constants and
-    /// no Identity nodes), recognise composite ops, fold BatchNorms, then clean up again.
+    /// no Identity nodes), recognise composite ops, fold BatchNorms, clean up again, then
+    /// fuse attention and GEMM epilogues (last: the fused ops hide the patterns above).
     pub fn exact() -> Pipeline {
-        Pipeline::parse("remove-identity,const-fold,canonicalize,fold-bn,const-fold,cse,dce")
-            .expect("built-in pipeline names are valid")
+        Pipeline::parse(
+            "remove-identity,const-fold,canonicalize,fold-bn,const-fold,cse,\
+             fuse-attention,fuse-matmul,dce",
+        )
+        .expect("built-in pipeline names are valid")
     }
 
     /// `a,b,c` by name; `none` or an empty string is the empty pipeline.

@@ -53,7 +53,7 @@ pub fn node_flops(g: &Graph, id: NodeId) -> u64 {
     let a = dims(g, g.input(id, 0)).unwrap_or_default();
     let w = dims(g, g.input(id, 1)).unwrap_or_default();
     match &g.node(id).op {
-        Op::MatMul => {
+        Op::MatMul | Op::FusedMatMul { .. } => {
             // K is the last axis of A (or its only axis).
             let k = a.last().copied().unwrap_or(0);
             2 * out_elems * k
@@ -72,6 +72,14 @@ pub fn node_flops(g: &Graph, id: NodeId) -> u64 {
             let in_elems: u64 = a.iter().product();
             let per: u64 = w.iter().skip(1).product();
             2 * in_elems * if w.len() >= 2 { per } else { 0 }
+        }
+        Op::Attention { .. } => {
+            // Q·Kᵀ and P·V per head: 2·B·Sq·Sk·(D + Dv) = 2·Sk·(E + Ev)·B·Sq.
+            let k_len = w.get(1).copied().unwrap_or(0);
+            let e = a.last().copied().unwrap_or(0);
+            let ev = out.last().copied().unwrap_or(0);
+            let rows = out_elems / ev.max(1);
+            2 * rows * k_len * (e + ev)
         }
         _ => 0,
     }

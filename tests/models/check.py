@@ -2,12 +2,13 @@
 """Check whittle against the real models prepared by scripts/fetch_models.py.
 
     .venv/bin/python tests/models/check.py [--whittle PATH] [--cache models/cache]
-                                           [--models a,b] [--ort-only] [--keep]
+                                           [--models a,b] [--backends reference,cpu] [--ort-only] [--keep]
 
 For every prepared model directory (see the layout at the top of scripts/fetch_models.py)
 two checks run:
 
-  run        WHITTLE run MODEL --input NAME=inputs/NAME.npy ... --output-dir TMP --backend reference
+  run        WHITTLE run MODEL --input NAME=inputs/NAME.npy ... --output-dir TMP --backend B, for each
+             backend B of --backends (default reference,cpu),
              then each TMP/<sanitized output>.npy is compared with expected/<same>.npy:
              pass when the relative L2 error ||a-b|| / ||b|| <= 1e-4 (and shapes match).
   roundtrip  WHITTLE optimize MODEL -o TMP/rt.onnx --passes none  (load + write back; external
@@ -142,17 +143,17 @@ def whittle_cmd(binary: str, args: list[str], timeout: float) -> tuple[bool, str
     return True, ""
 
 
-def check_run(m: Model, binary: str, tmp: str, timeout: float, res: Result) -> None:
-    out_dir = os.path.join(tmp, "run")
+def check_run(m: Model, binary: str, tmp: str, timeout: float, res: Result, backend: str) -> None:
+    out_dir = os.path.join(tmp, "run-" + backend)
     os.makedirs(out_dir, exist_ok=True)
     args = ["run", m.path]
     for name, path in m.input_files.items():
         args += ["--input", f"{name}={path}"]
-    args += ["--output-dir", out_dir, "--backend", "reference"]
+    args += ["--output-dir", out_dir, "--backend", backend]
     t = time.time()
     ok, why = whittle_cmd(binary, args, timeout)
     if not ok:
-        res.report(False, m.name, "run", f"whittle run {why}")
+        res.report(False, m.name, f"run:{backend}", f"whittle run {why}")
         return
     got = {}
     for name in m.meta["outputs"]:
@@ -160,7 +161,7 @@ def check_run(m: Model, binary: str, tmp: str, timeout: float, res: Result) -> N
         if os.path.exists(f):
             got[name] = np.load(f)
     ok, detail = compare(got, m.expected(), RUN_TOL, where="whittle's --output-dir")
-    res.report(ok, m.name, "run", f"{detail} ({time.time() - t:.1f}s)")
+    res.report(ok, m.name, f"run:{backend}", f"{detail} ({time.time() - t:.1f}s)")
 
 
 def check_roundtrip(m: Model, binary: str, tmp: str, timeout: float, res: Result) -> None:
@@ -202,6 +203,7 @@ def main() -> int:
     ap.add_argument("--ort-only", action="store_true", help="only validate the cache with onnxruntime")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed per whittle command")
     ap.add_argument("--keep", action="store_true", help="keep the temporary output directories")
+    ap.add_argument("--backends", default="reference,cpu", help="comma-separated backends for the run check")
     args = ap.parse_args()
 
     res = Result()
@@ -220,12 +222,13 @@ def main() -> int:
             check_ort(m, res)
             continue
         if not have_binary:
-            for check in ("run", "roundtrip"):
+            for check in ("run", "roundtrip"):  # one line per missing check
                 res.report(False, m.name, check, f"whittle binary not found at {binary} (cargo build --release)")
             continue
         tmp = tempfile.mkdtemp(prefix=f"whittle-check-{m.name}-")
         try:
-            check_run(m, binary, tmp, args.timeout, res)
+            for backend in [b for b in args.backends.split(",") if b]:
+                check_run(m, binary, tmp, args.timeout, res, backend)
             check_roundtrip(m, binary, tmp, args.timeout, res)
         finally:
             if args.keep:

@@ -4,6 +4,7 @@
 //! kernels split their work over its threads).
 
 use crate::jit::{self, JitCode, KernelFn};
+use crate::kernels::epilogue::Finish;
 use crate::kernels::gemm::{self, Epilogue, MatRef, PackedB, Scratch, Ukr};
 use crate::kernels::movement;
 use crate::kernels::par::{par_for, row_chunks, SendPtr};
@@ -93,7 +94,15 @@ impl Mem<'_> {
 ///
 /// # Safety
 /// As [`gemm::gemm`].
-unsafe fn gemm_rows(ukr: &Ukr, m: usize, a: MatRef, b: &PackedB, c: *mut f32, epi: &Epilogue) {
+unsafe fn gemm_rows(
+    ukr: &Ukr,
+    m: usize,
+    a: MatRef,
+    b: &PackedB,
+    c: *mut f32,
+    epi: &Epilogue,
+    fin: &Finish,
+) {
     let n = b.n;
     let chunks = row_chunks(m, 2 * ukr.mr, ukr.mr);
     let (ap, cp) = (SendPtr(a.ptr as *mut f32), SendPtr(c));
@@ -122,7 +131,8 @@ unsafe fn gemm_rows(ukr: &Ukr, m: usize, a: MatRef, b: &PackedB, c: *mut f32, ep
                     rs: a.rs,
                     cs: a.cs,
                 };
-                gemm::gemm(ukr, len, ar, b, cp.get().add(r0 * n), n, &e, s);
+                let (cr, f) = (cp.get().add(r0 * n), fin.at(r0 * n));
+                gemm::gemm_then(ukr, len, ar, b, cr, n, &e, &f, s);
             }
         });
     });
@@ -216,6 +226,12 @@ impl Plan {
                     unsafe { f(ptrs.as_ptr()) };
                 }
                 Step::MatMul(mm) => self.matmul(mm, mem)?,
+                Step::Attention(at) => {
+                    let p: Vec<*mut f32> = at.args.iter().map(|&b| mem.f32p(b)).collect();
+                    // SAFETY: lowering sized every buffer for this geometry.
+                    unsafe { crate::kernels::attention::run_step(&self.ukr, &at.geom, &p) }
+                        .map_err(|m| internal(format!("{}: {m}", at.name)))?;
+                }
                 Step::Host { op, args, name } => {
                     let p: Vec<*mut u8> = args.iter().map(|&b| mem.ptr(b)).collect();
                     // SAFETY: lowering sized every buffer for this op's geometry.
@@ -241,6 +257,11 @@ impl Plan {
         };
         let batches = mm.a_offsets.len();
         let ukr = &self.ukr;
+        let fin = Finish {
+            act: mm.act,
+            residual: mm.residual.map(|b| SendPtr(mem.f32p(b))),
+        };
+        let mn = mm.m * mm.n;
         let a_at = |bi: usize| MatRef {
             // SAFETY: offsets come from the checked shapes.
             ptr: unsafe { a.get().add(mm.a_offsets[bi]) },
@@ -255,7 +276,8 @@ impl Plan {
                         .ok_or_else(|| internal("B batch out of range"))?;
                     // SAFETY: shapes were checked at lowering.
                     unsafe {
-                        gemm_rows(ukr, mm.m, a_at(bi), pb, c.get().add(bi * mm.m * mm.n), &epi)
+                        let cp = c.get().add(bi * mn);
+                        gemm_rows(ukr, mm.m, a_at(bi), pb, cp, &epi, &fin.at(bi * mn))
                     };
                 }
             }
@@ -298,7 +320,8 @@ impl Plan {
                             }
                             if let Some(pb) = packed.as_ref() {
                                 let cp = c.get().add(bi * mm.m * mm.n);
-                                gemm::gemm(ukr, mm.m, a_at(bi), pb, cp, mm.n, &e, scratch);
+                                let f = fin.at(bi * mn);
+                                gemm::gemm_then(ukr, mm.m, a_at(bi), pb, cp, mm.n, &e, &f, scratch);
                             }
                         }
                     });
@@ -322,8 +345,9 @@ impl Plan {
                                 mm.m,
                                 a_at(bi),
                                 &pb,
-                                c.get().add(bi * mm.m * mm.n),
+                                c.get().add(bi * mn),
                                 &epi,
+                                &fin.at(bi * mn),
                             );
                         }
                     }
@@ -380,6 +404,7 @@ unsafe fn host(op: &HostOp, p: &[*mut u8]) -> Result<(), String> {
         }
         HostOp::Gather(g) => movement::gather(g, arg(0)?, arg(1)?, last)?,
         HostOp::Cast { from, to, n } => movement::cast(arg(0)?, *from, last, *to, *n)?,
+        HostOp::Ext { op, n_in } => op.run(p, *n_in)?,
     }
     Ok(())
 }

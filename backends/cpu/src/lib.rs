@@ -9,6 +9,7 @@
 //! Pipeline: [`lower`] (IR → steps, kernels emitted into the [`jit`] module) → [`plan`]
 //! (liveness-based arena offsets) → [`exec::Plan::run`] (calls the steps in order).
 
+pub mod bind;
 pub mod exec;
 pub mod jit;
 pub mod kernels;
@@ -82,8 +83,9 @@ pub(crate) fn internal(msg: impl Into<String>) -> RuntimeError {
     }
 }
 
-/// Input dtypes and shapes, in graph input order: the key of the plan cache.
-type Signature = Vec<(DType, Vec<usize>)>;
+/// Input dtypes and shapes, in graph input order, plus the bytes of the inputs that are
+/// bound by value ([`bind`]): the key of the plan cache.
+type Signature = (Vec<(DType, Vec<usize>)>, Vec<Vec<u8>>);
 
 /// A compiled graph: the graph itself, one plan per input-shape signature seen so far,
 /// and the thread pool the plans run on.
@@ -92,6 +94,8 @@ pub struct CpuExecutable {
     plans: Mutex<HashMap<Signature, Arc<Plan>>>,
     compilations: AtomicUsize,
     pool: rayon::ThreadPool,
+    /// Graph inputs whose values shape the plan (axes, pads, ... fed at run time).
+    bound: Vec<usize>,
 }
 
 impl CpuExecutable {
@@ -115,6 +119,7 @@ impl CpuExecutable {
             plans: Mutex::new(HashMap::new()),
             compilations: AtomicUsize::new(0),
             pool,
+            bound: bind::value_inputs(graph),
         };
         let n = graph.inputs().len();
         let fixed: Option<Vec<(String, DType, Vec<usize>)>> = (0..n)
@@ -124,13 +129,16 @@ impl CpuExecutable {
                     .map(|s| (graph.input_name(i).to_string(), ty.dtype, s))
             })
             .collect();
-        if let Some(fixed) = fixed {
+        if let Some(fixed) = fixed.filter(|_| exe.bound.is_empty()) {
             let named: Vec<(&str, Vec<usize>)> = fixed
                 .iter()
                 .map(|(n, _, s)| (n.as_str(), s.clone()))
                 .collect();
-            let sig = fixed.iter().map(|(_, d, s)| (*d, s.clone())).collect();
-            exe.plan_for(sig, &named)?;
+            let sig = (
+                fixed.iter().map(|(_, d, s)| (*d, s.clone())).collect(),
+                vec![],
+            );
+            exe.plan_for(sig, &named, &[])?;
         }
         Ok(exe)
     }
@@ -145,7 +153,7 @@ impl CpuExecutable {
         let plans = self.plans.lock().ok()?;
         plans
             .iter()
-            .find(|(k, _)| k.iter().map(|(_, s)| s).eq(shapes.iter()))
+            .find(|(k, _)| k.0.iter().map(|(_, s)| s).eq(shapes.iter()))
             .map(|(_, p)| p.stats())
     }
 
@@ -159,11 +167,13 @@ impl CpuExecutable {
         &self,
         sig: Signature,
         named: &[(&str, Vec<usize>)],
+        values: &[(usize, &Tensor)],
     ) -> Result<Arc<Plan>, RuntimeError> {
         if let Some(p) = self.plans.lock().ok().and_then(|m| m.get(&sig).cloned()) {
             return Ok(p);
         }
         let mut g = self.graph.clone();
+        bind::bind_values(&mut g, values);
         whittle_ir::infer::specialize(&mut g, named)?;
         let plan = Arc::new(Plan::compile(&g)?);
         self.compilations.fetch_add(1, Ordering::Relaxed);
@@ -214,14 +224,17 @@ impl CpuExecutable {
 impl Executable for CpuExecutable {
     fn run(&self, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>, RuntimeError> {
         let ins = self.match_inputs(inputs)?;
-        let sig: Signature = ins
-            .iter()
-            .map(|t| (t.dtype(), t.shape().to_vec()))
-            .collect();
+        let values: Vec<(usize, &Tensor)> = self.bound.iter().map(|&i| (i, ins[i])).collect();
+        let sig: Signature = (
+            ins.iter()
+                .map(|t| (t.dtype(), t.shape().to_vec()))
+                .collect(),
+            values.iter().map(|(_, t)| t.to_le_bytes()).collect(),
+        );
         let named: Vec<(&str, Vec<usize>)> = (0..ins.len())
             .map(|i| (self.graph.input_name(i), ins[i].shape().to_vec()))
             .collect();
-        let plan = self.plan_for(sig, &named)?;
+        let plan = self.plan_for(sig, &named, &values)?;
         for (spec, t) in plan.inputs.iter().zip(&ins) {
             if spec.shape.as_slice() != t.shape() {
                 return Err(internal(format!(

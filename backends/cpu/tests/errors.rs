@@ -1,4 +1,4 @@
-//! Compile errors: ops the backend does not lower, non-f32 data and symbolic shapes are
+//! Compile errors: ops the backend does not lower, unsupported dtypes and symbolic shapes are
 //! `RuntimeError::Unsupported` naming the node — never a silent fallback.
 
 mod common;
@@ -19,39 +19,45 @@ fn unsupported_node(g: &Graph) -> (String, String, String) {
 
 #[test]
 fn an_unlowered_op_names_the_node() {
-    let mut g = Graph::new("sm");
-    let x = g.add_input("x", TensorType::fixed(DType::F32, &[2, 3]));
-    let e = node(&mut g, Op::Unary(UnaryOp::Exp), "e", &[Some(x)], &[2, 3]);
-    let y = node(
-        &mut g,
-        Op::LogSoftmax {
-            axis: -1,
-            coerce_2d: false,
-        },
-        "my_softmax",
-        &[Some(e)],
-        &[2, 3],
+    // OneHot is outside the op set the backend lowers.
+    let mut g = Graph::new("onehot");
+    let i = g.add_input("i", TensorType::fixed(DType::I64, &[3]));
+    let depth = g.add_const("depth", whittle_ir::Tensor::scalar(4i64));
+    let values = g.add_const(
+        "values",
+        whittle_ir::Tensor::from_vec(vec![2], vec![0f32, 1.0]),
     );
-    g.add_output(y, "y");
+    let id = g.add_node(
+        Op::OneHot { axis: -1 },
+        "my_onehot",
+        &[Some(i), Some(depth), Some(values)],
+        vec![whittle_ir::ValueInfo {
+            name: "y".into(),
+            ty: TensorType::fixed(DType::F32, &[3, 4]),
+        }],
+    );
+    g.add_output(whittle_ir::Value::new(id, 0), "y");
     assert_eq!(
         unsupported_node(&g),
-        ("cpu".into(), "my_softmax".into(), "LogSoftmax".into())
+        ("cpu".into(), "my_onehot".into(), "OneHot".into())
     );
 }
 
 #[test]
 fn unlowered_unary_and_non_f32_are_errors() {
-    let mut g = Graph::new("log");
+    let mut g = Graph::new("not");
     let x = g.add_input("x", TensorType::fixed(DType::F32, &[4]));
-    let y = node(&mut g, Op::Unary(UnaryOp::Log), "the_log", &[Some(x)], &[4]);
+    let e = node(&mut g, Op::Unary(UnaryOp::Exp), "e", &[Some(x)], &[4]);
+    let y = node(&mut g, Op::Unary(UnaryOp::Not), "the_not", &[Some(e)], &[4]);
     g.add_output(y, "y");
-    assert_eq!(unsupported_node(&g).1, "the_log");
+    assert_eq!(unsupported_node(&g).1, "the_not");
 
     let mut g = Graph::new("i64");
     let x = g.add_input("x", TensorType::fixed(DType::I64, &[4]));
+    // Sin is not defined on integers.
     let id = g.add_node(
-        Op::Unary(UnaryOp::Neg),
-        "neg_i64",
+        Op::Unary(UnaryOp::Sin),
+        "sin_i64",
         &[Some(x)],
         vec![whittle_ir::ValueInfo {
             name: "y".into(),
@@ -59,7 +65,7 @@ fn unlowered_unary_and_non_f32_are_errors() {
         }],
     );
     g.add_output(whittle_ir::Value::new(id, 0), "y");
-    assert_eq!(unsupported_node(&g).1, "neg_i64");
+    assert_eq!(unsupported_node(&g).1, "sin_i64");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The exporter: IR [`Model`] → ONNX `ModelProto` (ops in their newest form, constants as
 //! initializers), and [`save_model`], which can move big initializers to an external file.
 
+mod fused;
 mod ops;
 
 use crate::proto::{
@@ -187,6 +188,29 @@ fn export_graph(g: &Graph, order: &[NodeId], doc: &str) -> Result<GraphProto, Fr
                 };
                 expand_coerced_softmax(
                     &mut gp, &mut nm, &node.name, ty, *axis, &in_names, &out_names,
+                );
+            }
+            Op::FusedMatMul { activation } => {
+                fused::expand_fused_matmul(
+                    &mut gp,
+                    &mut nm,
+                    &node.name,
+                    *activation,
+                    &in_names,
+                    &out_names[0],
+                );
+            }
+            Op::Attention { num_heads, scale } => {
+                let dtype = g.value_type(Value::new(id, 0)).dtype;
+                fused::expand_attention(
+                    &mut gp,
+                    &mut nm,
+                    &node.name,
+                    *num_heads,
+                    *scale,
+                    dtype,
+                    &in_names,
+                    &out_names[0],
                 );
             }
             op => {

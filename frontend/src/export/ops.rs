@@ -4,8 +4,8 @@
 use crate::proto::{attribute_proto::AttributeType, AttributeProto};
 use crate::tensor::{dtype_to_onnx, tensor_to_proto};
 use whittle_ir::{
-    AspectPolicy, AutoPad, BinaryOp, CoordTransform, GeluApprox, Graph, NearestMode, NodeId, Op,
-    PadMode, ReduceOp, ResizeMode, Tensor, UnaryOp, VariadicOp, Window,
+    Activation, AspectPolicy, AutoPad, BinaryOp, CoordTransform, GeluApprox, Graph, NearestMode,
+    NodeId, Op, PadMode, ReduceOp, ResizeMode, Tensor, UnaryOp, VariadicOp, Window,
 };
 
 /// The lowest default-domain opset whose schema can spell node `id` as the exporter writes
@@ -22,7 +22,10 @@ pub(crate) fn min_opset(g: &Graph, id: NodeId) -> i64 {
             ..
         } if *block_size != 0 || output_dtype.is_some() => 21,
         Op::DequantizeLinear { block_size, .. } if *block_size != 0 => 21,
-        Op::Gelu { .. } => 20,
+        Op::Gelu { .. }
+        | Op::FusedMatMul {
+            activation: Activation::Gelu(_),
+        } => 20,
         Op::Pad {
             mode: PadMode::Wrap,
         } => 19,
@@ -487,6 +490,8 @@ pub(crate) fn onnx_form(
         Op::DynamicQuantizeLinear => "DynamicQuantizeLinear",
         Op::MatMulInteger => "MatMulInteger",
         Op::QLinearMatMul => "QLinearMatMul",
+        // Several nodes each (see `fused.rs`).
+        Op::FusedMatMul { .. } | Op::Attention { .. } => return None,
     };
     Some((ty, a))
 }

@@ -4,6 +4,7 @@
 
 mod conv;
 mod elementwise;
+mod fused;
 mod index;
 mod linalg;
 mod movement;
@@ -154,6 +155,8 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
         DynamicQuantizeLinear => quant::dynamic_quantize_linear(ins),
         MatMulInteger => linalg::matmul_integer(ins),
         QLinearMatMul => linalg::qlinear_matmul(ins),
+        FusedMatMul { activation } => fused::fused_matmul(*activation, ins),
+        Attention { num_heads, scale } => fused::attention(*num_heads, *scale, ins),
     }
 }
 

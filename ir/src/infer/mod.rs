@@ -10,6 +10,7 @@
 //! errors.
 
 mod dims;
+mod fused;
 mod graph;
 mod linalg;
 mod movement;
@@ -159,6 +160,8 @@ pub(crate) fn infer_node_vals(
         Op::Gemm {
             trans_a, trans_b, ..
         } => one(linalg::gemm(&ins, *trans_a, *trans_b, gen)?),
+        Op::FusedMatMul { .. } => one(fused::fused_matmul(&ins, gen)?),
+        Op::Attention { num_heads, .. } => one(fused::attention(*num_heads, &ins)?),
         Op::Einsum { equation } => one(linalg::einsum(equation, &ins, gen)?),
         Op::Conv { window, group } => one(window::conv(window, *group, &ins, gen)?),
         Op::ConvTranspose {

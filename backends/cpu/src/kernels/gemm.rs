@@ -1,14 +1,18 @@
 //! Packed f32 GEMM, `C = alpha·op(A)·op(B) + bias`, BLIS-style: B packed into `k × NR`
 //! column strips (once, at compile time, when it is a constant), A packed per `MC × KC`
 //! block, a register-tile micro-kernel, and the epilogue (alpha, broadcast bias) applied to
-//! each tile right after its last K block, while it is in cache. Single-threaded for now.
+//! each tile right after its last K block, while it is in cache; `gemm_then` also applies
+//! the `FusedMatMul` post-ops (`epilogue::Finish`) per `MC × NC` block of C. Single-threaded.
 
+use super::epilogue::Finish;
 pub use super::ukernel::Ukr;
 
 /// K block length: a `KC × NR` strip of B stays in L1 while the kernel sweeps A.
 const KC: usize = 256;
 /// Rows of A packed at a time (rounded down to a multiple of MR).
 const MC: usize = 128;
+/// Columns of C finished at a time: an `MC × NC` block of C stays in L2 across K blocks.
+const NC: usize = 384;
 
 /// A strided read-only matrix view: element `(i, j)` is at `ptr + i*rs + j*cs`.
 #[derive(Clone, Copy, Debug)]
@@ -124,6 +128,11 @@ impl Epilogue {
             let row = std::slice::from_raw_parts_mut(c.add(i * ldc + j0), cols);
             match self.bias {
                 None => row.iter_mut().for_each(|v| *v *= self.alpha),
+                Some(b) if self.alpha == 1.0 && self.beta == 1.0 && b.cs == 1 => {
+                    // The common per-column bias: a plain (vectorised) row add.
+                    let bias = std::slice::from_raw_parts(b.ptr.add(i * b.rs + j0), cols);
+                    row.iter_mut().zip(bias).for_each(|(v, x)| *v += *x);
+                }
                 Some(b) => {
                     let bp = b.ptr.add(i * b.rs + j0 * b.cs);
                     for (j, v) in row.iter_mut().enumerate() {
@@ -159,6 +168,30 @@ pub unsafe fn gemm(
     epi: &Epilogue,
     scratch: &mut Scratch,
 ) {
+    gemm_then(ukr, m, a, b, c, ldc, epi, &Finish::NONE, scratch)
+}
+
+/// [`gemm`], then the `FusedMatMul` post-ops `fin` on each `MC × NC` block of C right after
+/// its last K block, while the block is still in L2. `fin`'s residual has row stride `ldc`.
+///
+/// Loop order: row blocks of `MC` (all of their K blocks of A packed once), then column
+/// blocks of `NC`, then K blocks, so a `MC × NC` block of C stays in L2 across the K blocks
+/// (with one K loop outside, a wide C — 128 × 1536 — went to L3 and back per K block).
+///
+/// # Safety
+/// As [`gemm`]; the residual addresses the same rows and columns as `c`.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_then(
+    ukr: &Ukr,
+    m: usize,
+    a: MatRef,
+    b: &PackedB,
+    c: *mut f32,
+    ldc: usize,
+    epi: &Epilogue,
+    fin: &Finish,
+    scratch: &mut Scratch,
+) {
     let (k, n, mr, nr) = (b.k, b.n, ukr.mr, ukr.nr);
     debug_assert_eq!(b.nr, nr);
     if m == 0 || n == 0 {
@@ -169,56 +202,78 @@ pub unsafe fn gemm(
             std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0);
         }
         epi.apply(c, ldc, 0, m, 0, n);
+        fin.apply_block(c, ldc, 0, m, 0, n);
         return;
     }
     let mc_max = (MC / mr).max(1) * mr;
     let strips = n.div_ceil(nr);
+    let block_strips = (NC / nr).max(1);
     scratch.tile.resize(mr * nr, 0.0);
-    let mut p0 = 0;
-    while p0 < k {
-        let kc = KC.min(k - p0);
-        let (first, last) = (p0 == 0, p0 + kc == k);
-        let mut i0 = 0;
-        while i0 < m {
-            let mc = mc_max.min(m - i0);
-            pack_a(a, i0, mc, p0, kc, mr, &mut scratch.apack);
-            for s in 0..strips {
-                let j0 = s * nr;
-                let nc = nr.min(n - j0);
-                let bp = b.block(p0, kc, s);
-                for t in 0..mc.div_ceil(mr) {
-                    let r0 = i0 + t * mr;
-                    let rc = mr.min(m - r0);
-                    let ap = scratch.apack.as_ptr().add(t * kc * mr);
-                    let cp = c.add(r0 * ldc + j0);
-                    if rc == mr && nc == nr {
-                        (ukr.f)(kc, ap, bp, cp, ldc, !first);
-                    } else {
-                        let tile = scratch.tile.as_mut_ptr();
-                        (ukr.f)(kc, ap, bp, tile, nr, false);
-                        for r in 0..rc {
-                            let dst = std::slice::from_raw_parts_mut(cp.add(r * ldc), nc);
-                            let src = std::slice::from_raw_parts(tile.add(r * nr), nc);
-                            if first {
-                                dst.copy_from_slice(src);
-                            } else {
-                                dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+    let mut i0 = 0;
+    while i0 < m {
+        let mc = mc_max.min(m - i0);
+        let ms = mc.div_ceil(mr);
+        // Every K block of these rows: the block at p0 starts at p0·ms·MR. (`pack_a` writes
+        // every element, padding included, so the buffer is not cleared first.)
+        if scratch.apack.len() < ms * mr * k {
+            scratch.apack.resize(ms * mr * k, 0.0);
+        }
+        let mut p0 = 0;
+        while p0 < k {
+            let kc = KC.min(k - p0);
+            let dst = &mut scratch.apack[p0 * ms * mr..(p0 + kc) * ms * mr];
+            pack_a(a, i0, mc, p0, kc, mr, dst);
+            p0 += kc;
+        }
+        let mut js = 0;
+        while js < strips {
+            let je = (js + block_strips).min(strips);
+            let mut p0 = 0;
+            while p0 < k {
+                let kc = KC.min(k - p0);
+                let (first, last) = (p0 == 0, p0 + kc == k);
+                let apk = scratch.apack.as_ptr().add(p0 * ms * mr);
+                for s in js..je {
+                    let j0 = s * nr;
+                    let nc = nr.min(n - j0);
+                    let bp = b.block(p0, kc, s);
+                    for t in 0..ms {
+                        let r0 = i0 + t * mr;
+                        let rc = mr.min(m - r0);
+                        let ap = apk.add(t * kc * mr);
+                        let cp = c.add(r0 * ldc + j0);
+                        if rc == mr && nc == nr {
+                            (ukr.f)(kc, ap, bp, cp, ldc, !first);
+                        } else {
+                            let tile = scratch.tile.as_mut_ptr();
+                            (ukr.f)(kc, ap, bp, tile, nr, false);
+                            for r in 0..rc {
+                                let dst = std::slice::from_raw_parts_mut(cp.add(r * ldc), nc);
+                                let src = std::slice::from_raw_parts(tile.add(r * nr), nc);
+                                if first {
+                                    dst.copy_from_slice(src);
+                                } else {
+                                    dst.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                                }
                             }
                         }
-                    }
-                    if last {
-                        epi.apply(c, ldc, r0, rc, j0, nc);
+                        if last {
+                            epi.apply(c, ldc, r0, rc, j0, nc);
+                        }
                     }
                 }
+                p0 += kc;
             }
-            i0 += mc;
+            let j0 = js * nr;
+            fin.apply_block(c, ldc, i0, mc, j0, (je * nr).min(n) - j0);
+            js = je;
         }
-        p0 += kc;
+        i0 += mc;
     }
 }
 
-/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into `MR`-row strips (`kc × MR` each,
-/// zero-padded rows).
+/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into `MR`-row strips (`kc × MR` each)
+/// in `out` (`mc.div_ceil(mr)·kc·mr` elements; padding rows are written as 0).
 unsafe fn pack_a(
     a: MatRef,
     i0: usize,
@@ -226,19 +281,76 @@ unsafe fn pack_a(
     p0: usize,
     kc: usize,
     mr: usize,
-    out: &mut Vec<f32>,
+    out: &mut [f32],
 ) {
     let strips = mc.div_ceil(mr);
-    out.clear();
-    out.resize(strips * kc * mr, 0.0);
     for t in 0..strips {
         let base = t * kc * mr;
         let rows = mr.min(mc - t * mr);
+        #[cfg(target_arch = "x86_64")]
+        if rows == 8 && mr == 8 && a.cs == 1 && std::arch::is_x86_feature_detected!("avx") {
+            let src = a.ptr.add((i0 + t * mr) * a.rs + p0);
+            // SAFETY: 8 full rows of `kc` elements from `src`; `out` holds the strip.
+            pack_strip_8_avx(src, a.rs, kc, out[base..base + kc * 8].as_mut_ptr());
+            continue;
+        }
         for r in 0..rows {
             let src = a.ptr.add((i0 + t * mr + r) * a.rs + p0 * a.cs);
             for p in 0..kc {
                 out[base + p * mr + r] = *src.add(p * a.cs);
             }
+        }
+        for r in rows..mr {
+            for p in 0..kc {
+                out[base + p * mr + r] = 0.0;
+            }
+        }
+    }
+}
+
+/// One full 8-row strip of a row-major A: `out[p·8 + r] = src[r·rs + p]` for `p < kc`,
+/// by 8×8 register transposes (the scalar scatter costs ~10% of a transformer's time).
+///
+/// # Safety
+/// `src` addresses 8 rows of `kc` elements at row stride `rs`, `out` `8·kc` writable ones,
+/// and the CPU has AVX.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn pack_strip_8_avx(src: *const f32, rs: usize, kc: usize, out: *mut f32) {
+    use std::arch::x86_64::*;
+    let mut p = 0;
+    while p + 8 <= kc {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * rs + p)));
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let o = out.add(p * 8);
+        _mm256_storeu_ps(o, _mm256_permute2f128_ps::<0x20>(u0, u4));
+        _mm256_storeu_ps(o.add(8), _mm256_permute2f128_ps::<0x20>(u1, u5));
+        _mm256_storeu_ps(o.add(16), _mm256_permute2f128_ps::<0x20>(u2, u6));
+        _mm256_storeu_ps(o.add(24), _mm256_permute2f128_ps::<0x20>(u3, u7));
+        _mm256_storeu_ps(o.add(32), _mm256_permute2f128_ps::<0x31>(u0, u4));
+        _mm256_storeu_ps(o.add(40), _mm256_permute2f128_ps::<0x31>(u1, u5));
+        _mm256_storeu_ps(o.add(48), _mm256_permute2f128_ps::<0x31>(u2, u6));
+        _mm256_storeu_ps(o.add(56), _mm256_permute2f128_ps::<0x31>(u3, u7));
+        p += 8;
+    }
+    for q in p..kc {
+        for r in 0..8 {
+            *out.add(q * 8 + r) = *src.add(r * rs + q);
         }
     }
 }

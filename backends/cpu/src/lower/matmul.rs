@@ -36,6 +36,10 @@ pub struct MatMulStep {
     pub beta: f32,
     /// Bias buffer and its (broadcast) strides over `[m, n]`.
     pub bias: Option<(Buf, usize, usize)>,
+    /// `FusedMatMul` post-ops after the bias: activation, then a residual laid out like
+    /// the output (see `kernels::epilogue`).
+    pub act: whittle_ir::Activation,
+    pub residual: Option<Buf>,
 }
 
 /// Numpy matmul geometry for shapes `a`, `b`: `(m, k, n, per-output-batch (a batch, b batch),

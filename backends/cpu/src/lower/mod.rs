@@ -5,9 +5,16 @@
 //! other op is `RuntimeError::Unsupported` naming the node.
 
 pub mod elementwise;
+pub mod fused;
 pub mod math;
 pub mod matmul;
 pub mod ops;
+pub mod ops_conv;
+pub mod ops_einsum;
+pub mod ops_ext;
+pub mod ops_norm;
+pub mod ops_quant;
+pub mod ops_resize;
 
 use crate::jit::Jit;
 use crate::kernels::gemm::Ukr;
@@ -30,6 +37,8 @@ pub enum Step {
         name: String,
     },
     MatMul(Box<MatMulStep>),
+    /// Fused multi-head attention (`lower::fused`).
+    Attention(Box<fused::AttentionStep>),
     /// A host kernel with `args` = inputs then the output buffer.
     Host {
         op: HostOp,
@@ -271,14 +280,13 @@ impl Lowerer<'_> {
             .iter()
             .filter_map(|&p| ins.get(p).copied().flatten())
             .all(|v| self.dtype(v) == DType::F32);
-        if !all_f32 || self.dtype(Value::new(id, 0)) != DType::F32 {
-            return Err(unsupported(
-                self.g,
-                id,
-                "only f32 elementwise ops are lowered so far",
-            ));
-        }
-        Ok(true)
+        // Other dtypes, and Clip with run-time bounds, go to the generic host kernels.
+        let const_bounds = !matches!(n.op, Op::Clip)
+            || ins.iter().skip(1).flatten().all(|&v| {
+                self.const_f32(v).is_some_and(|t| t.len() <= 1)
+                    || self.const_of(v).is_some_and(|t| t.is_empty())
+            });
+        Ok(all_f32 && const_bounds && self.dtype(Value::new(id, 0)) == DType::F32)
     }
 
     /// Elementwise nodes folded into their single consumer's kernel.
@@ -339,19 +347,15 @@ impl Lowerer<'_> {
                 self.storage.insert(out, Buf::Const(ci));
             }
             op if is_view(op) => {
-                if matches!(op, Op::Dropout)
-                    && (1..n.outputs.len()).any(|p| {
-                        !g.consumers(Value::new(id, p)).is_empty() || g.is_output(Value::new(id, p))
-                    })
-                {
-                    return Err(unsupported(g, id, "the Dropout mask output is not lowered"));
-                }
                 if matches!(op, Op::Dropout) && !dropout_is_inference(g, id) {
                     return Err(unsupported(
                         g,
                         id,
                         "training-mode Dropout (training_mode not a constant false) is not supported",
                     ));
+                }
+                if matches!(op, Op::Dropout) && n.outputs.len() > 1 {
+                    self.dropout_mask(id); // all true in inference mode (ops_ext)
                 }
                 let src = g
                     .input(id, 0)
@@ -360,8 +364,11 @@ impl Lowerer<'_> {
                 self.storage.insert(out, b);
             }
             _ if self.fold(id)? => {}
-            Op::MatMul | Op::Gemm { .. } => self.matmul(id)?,
+            Op::MatMul if self.host_matmul(id)? => {} // non-f32 (ops_ext)
+            Op::MatMul | Op::Gemm { .. } | Op::FusedMatMul { .. } => self.matmul(id)?,
+            Op::Attention { .. } => self.attention(id)?,
             _ if self.fusible(id)? => self.fused(id, inlined)?,
+            _ if self.host_ext(id)? => {}
             _ if self.host_op(id)? => {}
             _ => {
                 return Err(unsupported(
@@ -618,7 +625,8 @@ impl Lowerer<'_> {
                 _ => {
                     let (m, k, n, pairs, nb) =
                         matmul_geometry(&sa, &sb).map_err(|e| unsupported(g, id, e))?;
-                    (m, k, n, pairs, nb, k, 1, n, 1, 1.0, 1.0, None)
+                    // FusedMatMul: its bias is input 2 (checked to broadcast below).
+                    (m, k, n, pairs, nb, k, 1, n, 1, 1.0, 1.0, get(2))
                 }
             };
         let bias = match bias_v {
@@ -658,6 +666,7 @@ impl Lowerer<'_> {
                 batch_offsets: (0..b_batches).map(|i| i * k * n).collect(),
             },
         };
+        let (act, residual) = self.matmul_post_ops(id, out)?;
         let a_buf = self.read(a)?;
         let out_buf = self.alloc(out);
         self.prog.steps.push(Step::MatMul(Box::new(MatMulStep {
@@ -674,6 +683,8 @@ impl Lowerer<'_> {
             alpha,
             beta,
             bias,
+            act,
+            residual,
         })));
         Ok(())
     }

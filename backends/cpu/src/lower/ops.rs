@@ -39,6 +39,11 @@ pub enum HostOp {
     Gather(GatherGeom),
     /// args: x, y.
     Cast { from: DType, to: DType, n: usize },
+    /// A generic host kernel (`ops_ext`): `n_in` inputs, then its outputs.
+    Ext {
+        op: Box<super::ops_ext::ExtOp>,
+        n_in: usize,
+    },
 }
 
 fn dense_strides(shape: &[usize]) -> Vec<isize> {
@@ -337,10 +342,16 @@ impl Lowerer<'_> {
                     matches!(
                         d,
                         DType::F32
+                            | DType::F16
+                            | DType::BF16
                             | DType::F64
                             | DType::I64
                             | DType::I32
+                            | DType::I16
                             | DType::I8
+                            | DType::U64
+                            | DType::U32
+                            | DType::U16
                             | DType::U8
                             | DType::Bool
                     )

@@ -1,0 +1,160 @@
+//! Generic row normalizations for any float dtype, computed in f64: LayerNormalization
+//! with its Mean / InvStdDev outputs and broadcast scale/bias, RMSNormalization, and
+//! inference BatchNormalization.
+
+use super::ewise::{ld_f, st_f};
+use super::par::{par_for, SendPtr};
+use whittle_ir::DType;
+
+/// `rows × cols` normalization. Scale/bias offsets: element `i` reads `scale[s_off[i % len]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NormRows {
+    pub rms: bool,
+    pub rows: usize,
+    pub cols: usize,
+    pub eps: f64,
+    pub dt: DType,
+    pub s_dt: DType,
+    pub s_off: Vec<usize>,
+    /// Bias offsets and dtype, when there is a bias.
+    pub b_off: Option<(Vec<usize>, DType)>,
+    /// Dtype of the Mean / InvStdDev outputs (LayerNorm), when they are written.
+    pub stats_dt: Option<DType>,
+}
+
+impl NormRows {
+    /// # Safety
+    /// `ins` = x, scale, bias?; `outs` = y, mean?, inv_std? sized by the geometry.
+    pub unsafe fn run(&self, ins: &[*const u8], outs: &[*mut u8]) -> Result<(), String> {
+        let x = SendPtr(*ins.first().ok_or("missing x")? as *mut u8);
+        let s = SendPtr(*ins.get(1).ok_or("missing scale")? as *mut u8);
+        let b = match &self.b_off {
+            Some(_) => Some(SendPtr(*ins.get(2).ok_or("missing bias")? as *mut u8)),
+            None => None,
+        };
+        let y = SendPtr(*outs.first().ok_or("missing y")?);
+        let stats: Vec<SendPtr<u8>> = outs[1..].iter().map(|&p| SendPtr(p)).collect();
+        let (cols, dt) = (self.cols, self.dt);
+        par_for(self.rows, |r| {
+            // SAFETY: offsets stay inside the geometry.
+            unsafe {
+                let v: Vec<f64> = (0..cols).map(|j| ld_f(dt, x.get(), r * cols + j)).collect();
+                let n = cols as f64;
+                let (mean, inv) = if self.rms {
+                    let ms = v.iter().map(|a| a * a).sum::<f64>() / n;
+                    (0.0, 1.0 / (ms + self.eps).sqrt())
+                } else {
+                    let m = v.iter().sum::<f64>() / n;
+                    let var = v.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / n;
+                    (m, 1.0 / (var + self.eps).sqrt())
+                };
+                for (j, &a) in v.iter().enumerate() {
+                    let i = r * cols + j;
+                    let so = self.s_off[i % self.s_off.len().max(1)];
+                    let mut o = (a - mean) * inv * ld_f(self.s_dt, s.get(), so);
+                    if let (Some((bo, bdt)), Some(bp)) = (&self.b_off, b) {
+                        o += ld_f(*bdt, bp.get(), bo[i % bo.len().max(1)]);
+                    }
+                    st_f(dt, y.get(), i, o);
+                }
+                if let Some(sdt) = self.stats_dt {
+                    if let Some(p) = stats.first() {
+                        st_f(sdt, p.get(), r, mean);
+                    }
+                    if let Some(p) = stats.get(1) {
+                        st_f(sdt, p.get(), r, inv);
+                    }
+                }
+            }
+        });
+        Ok(())
+    }
+}
+
+/// Inference BatchNormalization on `n × c × inner`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchNorm {
+    pub n: usize,
+    pub c: usize,
+    pub inner: usize,
+    pub eps: f64,
+    pub dt: DType,
+    /// Dtypes of scale, B, mean, var.
+    pub p_dt: [DType; 4],
+}
+
+impl BatchNorm {
+    /// # Safety
+    /// `ins` = x, scale, B, mean, var; `y` like x.
+    pub unsafe fn run(&self, ins: &[*const u8], y: *mut u8) -> Result<(), String> {
+        if ins.len() < 5 {
+            return Err("BatchNormalization needs 5 inputs".into());
+        }
+        let mut coef = Vec::with_capacity(self.c);
+        for ch in 0..self.c {
+            let p = |k: usize| ld_f(self.p_dt[k], ins[k + 1], ch);
+            let a = p(0) / (p(3) + self.eps).sqrt();
+            coef.push((a, p(1) - a * p(2)));
+        }
+        let (x, yp) = (SendPtr(ins[0] as *mut u8), SendPtr(y));
+        let (inner, dt) = (self.inner, self.dt);
+        par_for(self.n * self.c, |t| {
+            let (a, b) = coef[t % self.c.max(1)];
+            if dt == DType::F32 {
+                // SAFETY: plane t of x and y.
+                unsafe {
+                    let xs =
+                        std::slice::from_raw_parts((x.get() as *const f32).add(t * inner), inner);
+                    let ys = std::slice::from_raw_parts_mut(
+                        (yp.get() as *mut f32).add(t * inner),
+                        inner,
+                    );
+                    let (a, b) = (a as f32, b as f32);
+                    ys.iter_mut().zip(xs).for_each(|(y, &v)| *y = a * v + b);
+                }
+                return;
+            }
+            for i in t * inner..(t + 1) * inner {
+                // SAFETY: i < n·c·inner.
+                unsafe { st_f(dt, yp.get(), i, a * ld_f(dt, x.get(), i) + b) };
+            }
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_norm_with_stats() {
+        let x = [1f32, 3.0];
+        let s = [1f32];
+        let (mut y, mut m, mut inv) = ([0f32; 2], [0f32], [0f32]);
+        let n = NormRows {
+            rms: false,
+            rows: 1,
+            cols: 2,
+            eps: 0.0,
+            dt: DType::F32,
+            s_dt: DType::F32,
+            s_off: vec![0],
+            b_off: None,
+            stats_dt: Some(DType::F32),
+        };
+        unsafe {
+            n.run(
+                &[x.as_ptr() as _, s.as_ptr() as _],
+                &[
+                    y.as_mut_ptr() as _,
+                    m.as_mut_ptr() as _,
+                    inv.as_mut_ptr() as _,
+                ],
+            )
+            .unwrap()
+        };
+        assert_eq!(y, [-1.0, 1.0]);
+        assert_eq!((m[0], inv[0]), (2.0, 1.0));
+    }
+}

@@ -1,0 +1,197 @@
+//! Lowering of QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger and
+//! QLinearMatMul to the integer host kernels of `kernels/quant.rs`; parameter layouts
+//! (per tensor, per axis, blocked) follow `whittle_ir::eval::quant`.
+
+use super::matmul::matmul_geometry;
+use super::ops_ext::ExtOp;
+use super::{unsupported, Lowerer};
+use crate::kernels::index::dense;
+use crate::kernels::quant::{IntMatMul, QLinear, Requant};
+use whittle_ir::eval::util::norm_axis;
+use whittle_ir::{DType, NodeId, Op, Value};
+use whittle_runtime::RuntimeError;
+
+/// Saturation range of a quantized dtype.
+fn q_range(dt: DType) -> Option<(i128, i128)> {
+    Some(match dt {
+        DType::I8 => (i8::MIN as i128, i8::MAX as i128),
+        DType::U8 => (0, u8::MAX as i128),
+        DType::I16 => (i16::MIN as i128, i16::MAX as i128),
+        DType::U16 => (0, u16::MAX as i128),
+        DType::I32 => (i32::MIN as i128, i32::MAX as i128),
+        _ => return None,
+    })
+}
+
+/// For every element of `x`, the flat index into a parameter of shape `p`: per tensor,
+/// per `axis`, or blocked along `axis` with `block` > 0.
+fn param_index(x: &[usize], p: &[usize], axis: i64, block: usize) -> Result<Vec<usize>, String> {
+    let n: usize = x.iter().product();
+    if p.iter().product::<usize>() == 1 {
+        return Ok(vec![0; n]);
+    }
+    let ax = norm_axis(axis, x.len())?;
+    let xs = dense(x);
+    if block == 0 {
+        if p.len() != 1 || p[0] != x[ax] {
+            return Err(format!(
+                "per-axis parameter {p:?} does not fit axis {ax} of {x:?}"
+            ));
+        }
+        return Ok((0..n).map(|i| (i / xs[ax]) % x[ax]).collect());
+    }
+    let blocks = x[ax].div_ceil(block);
+    let ok = p.len() == x.len()
+        && p.iter().zip(x).enumerate().all(
+            |(i, (&a, &d))| {
+                if i == ax {
+                    a == blocks
+                } else {
+                    a == d
+                }
+            },
+        );
+    if !ok {
+        return Err(format!("blocked parameter {p:?} does not fit {x:?}"));
+    }
+    let ps = dense(p);
+    Ok((0..n)
+        .map(|i| {
+            (0..x.len())
+                .map(|a| {
+                    let c = (i / xs[a]) % x[a];
+                    (if a == ax { c / block } else { c }) * ps[a]
+                })
+                .sum()
+        })
+        .collect())
+}
+
+impl Lowerer<'_> {
+    /// Lowers the quantization ops; `Ok(false)` for other ops.
+    pub(super) fn host_quant(&mut self, id: NodeId) -> Result<bool, RuntimeError> {
+        let g = self.g;
+        let op = g.node(id).op.clone();
+        let err = |m: String| unsupported(g, id, m);
+        let out = Value::new(id, 0);
+        match op {
+            Op::QuantizeLinear {
+                axis, block_size, ..
+            }
+            | Op::DequantizeLinear { axis, block_size } => {
+                let quantize = matches!(op, Op::QuantizeLinear { .. });
+                let x = self.input_value(id, 0)?;
+                let s = self.input_value(id, 1)?;
+                let z = g.input(id, 2);
+                let sx = self.shape(x);
+                let (x_dt, s_dt, out_dt) = (self.dtype(x), self.dtype(s), self.dtype(out));
+                let lo_hi = if quantize {
+                    if !x_dt.is_float() || !s_dt.is_float() {
+                        return Err(err("needs float x and scale".into()));
+                    }
+                    q_range(out_dt).ok_or_else(|| err(format!("unsupported type {out_dt}")))?
+                } else {
+                    if !s_dt.is_float() || x_dt.is_float() || x_dt == DType::Bool {
+                        return Err(err("needs an integer x and a float scale".into()));
+                    }
+                    (0, 0)
+                };
+                let s_idx = param_index(&sx, &self.shape(s), axis, block_size).map_err(err)?;
+                let z_idx = match z {
+                    Some(z) => param_index(&sx, &self.shape(z), axis, block_size).map_err(err)?,
+                    None => vec![],
+                };
+                let q = QLinear {
+                    quantize,
+                    x_dt,
+                    s_dt,
+                    z_dt: z.map(|z| self.dtype(z)),
+                    out_dt,
+                    s_idx,
+                    z_idx,
+                    lo_hi,
+                };
+                let mut ins = vec![x, s];
+                ins.extend(z);
+                self.push_ext_op(id, ExtOp::QLinear(q), &ins, &[out])?;
+            }
+            Op::DynamicQuantizeLinear => {
+                let x = self.input_value(id, 0)?;
+                let dt = self.dtype(x);
+                let n = self.numel(x);
+                if !dt.is_float() || n == 0 {
+                    return Err(err("needs a non-empty float input".into()));
+                }
+                let outs = [out, Value::new(id, 1), Value::new(id, 2)];
+                self.push_ext_op(id, ExtOp::DynQuant { dt, n }, &[x], &outs)?;
+            }
+            Op::MatMulInteger | Op::QLinearMatMul => {
+                let q = matches!(op, Op::QLinearMatMul);
+                let (pa, pb) = if q { (0, 3) } else { (0, 1) };
+                let (pza, pzb) = if q { (2, 5) } else { (2, 3) };
+                let a = self.input_value(id, pa)?;
+                let b = self.input_value(id, pb)?;
+                let (sa, sb) = (self.shape(a), self.shape(b));
+                let (m, k, n, pairs, _) = matmul_geometry(&sa, &sb).map_err(err)?;
+                let zp = |p: usize, want: usize| -> Result<Option<(DType, usize)>, RuntimeError> {
+                    match g.input(id, p) {
+                        None => Ok(None),
+                        Some(v) => {
+                            let len = self.numel(v);
+                            if len != 1 && len != want {
+                                return Err(err(format!("zero point has {len} elements")));
+                            }
+                            Ok(Some((self.dtype(v), len)))
+                        }
+                    }
+                };
+                let (za, zb) = (zp(pza, m)?, zp(pzb, n)?);
+                for v in [a, b] {
+                    if self.dtype(v).is_float() || self.dtype(v) == DType::Bool {
+                        return Err(err("integer matrix products need integer inputs".into()));
+                    }
+                }
+                let requant = if q {
+                    let sav = self.input_value(id, 1)?;
+                    let sbv = self.input_value(id, 4)?;
+                    let out_dt = self.dtype(out);
+                    Some(Requant {
+                        s_dt: self.dtype(sav),
+                        sa_len: self.numel(sav),
+                        sb_len: self.numel(sbv),
+                        out_dt,
+                        lo_hi: q_range(out_dt)
+                            .ok_or_else(|| err(format!("unsupported type {out_dt}")))?,
+                    })
+                } else {
+                    None
+                };
+                let mm = IntMatMul {
+                    m,
+                    k,
+                    n,
+                    pairs,
+                    a_dt: self.dtype(a),
+                    b_dt: self.dtype(b),
+                    za,
+                    zb,
+                    requant,
+                };
+                let mut ins = Vec::new();
+                let mut ports = Vec::new();
+                for p in 0..g.node(id).num_inputs {
+                    match g.input(id, p) {
+                        Some(v) => {
+                            ports.push(Some(ins.len()));
+                            ins.push(v);
+                        }
+                        None => ports.push(None),
+                    }
+                }
+                self.push_ext_op(id, ExtOp::IntMatMul { mm, ports, q }, &ins, &[out])?;
+            }
+            _ => return self.host_einsum(id),
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,121 @@
+//! The compiler-made fused ops on the cpu backend vs the reference evaluator: `FusedMatMul`
+//! with every activation, with and without bias and residual, batched, constant and
+//! run-time B; `Attention` with padding-style and full masks, odd lengths and head sizes.
+
+mod common;
+use common::*;
+use whittle_ir::{Activation, DType, GeluApprox, Graph, Op, TensorType};
+
+#[test]
+fn fused_matmul_epilogues_match_reference() {
+    let mut r = rng(21);
+    let acts = [
+        Activation::Linear,
+        Activation::Relu,
+        Activation::Gelu(GeluApprox::None),
+        Activation::Gelu(GeluApprox::Tanh),
+        Activation::Silu,
+    ];
+    let shapes: &[(&[usize], &[usize], &[usize])] = &[
+        (&[3, 4], &[4, 5], &[3, 5]),
+        (&[2, 7, 33], &[33, 19], &[2, 7, 19]),
+        (&[1, 128, 64], &[64, 96], &[1, 128, 96]),
+        (&[2, 3, 5, 8], &[2, 3, 8, 6], &[2, 3, 5, 6]),
+        // More than one MC row block and several NC column blocks, ragged at both ends.
+        (&[1, 130, 70], &[70, 801], &[1, 130, 801]),
+    ];
+    for act in acts {
+        for &(sa, sb, so) in shapes {
+            for (bias, res, const_b) in [
+                (true, true, true),
+                (true, false, false),
+                (false, true, true),
+            ] {
+                let n = *so.last().unwrap();
+                let mut g = Graph::new("fmm");
+                let a = g.add_input("a", TensorType::fixed(DType::F32, sa));
+                let mut ins = vec![("a", rand_tensor(&mut r, sa, -2.0, 2.0))];
+                let bt = rand_tensor(&mut r, sb, -0.5, 0.5);
+                let b = if const_b {
+                    g.add_const("b", bt)
+                } else {
+                    ins.push(("b", bt));
+                    g.add_input("b", TensorType::fixed(DType::F32, sb))
+                };
+                let c = bias.then(|| g.add_const("c", rand_tensor(&mut r, &[n], -1.0, 1.0)));
+                let res_v = res.then(|| g.add_input("r", TensorType::fixed(DType::F32, so)));
+                if res {
+                    ins.push(("r", rand_tensor(&mut r, so, -1.0, 1.0)));
+                }
+                let y = node(
+                    &mut g,
+                    Op::FusedMatMul { activation: act },
+                    "y",
+                    &[Some(a), Some(b), c, res_v],
+                    so,
+                );
+                g.add_output(y, "y");
+                let e = rel_l2(&g, &ins);
+                assert!(
+                    e <= 1e-5,
+                    "{act:?} {sa:?}x{sb:?} bias={bias} res={res}: {e:e}"
+                );
+            }
+        }
+    }
+}
+
+/// (batch, q_len, k_len, heads, head, v_head, mask shape)
+type Case = (
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    usize,
+    Option<&'static [usize]>,
+);
+
+#[test]
+fn attention_matches_reference() {
+    let mut r = rng(22);
+    let cases: &[Case] = &[
+        (1, 128, 128, 12, 32, 32, Some(&[1, 1, 1, 128])),
+        (2, 79, 79, 2, 64, 64, Some(&[2, 1, 1, 79])),
+        (1, 81, 81, 1, 128, 128, Some(&[81, 81])),
+        (1, 257, 257, 1, 64, 64, Some(&[1, 1, 1, 257])),
+        (1, 385, 383, 1, 128, 128, None),
+        (2, 5, 9, 3, 4, 2, None),
+        (1, 33, 17, 4, 8, 8, Some(&[1, 4, 33, 17])),
+    ];
+    for &(b, lq, lk, h, d, dv, mask) in cases {
+        let mut g = Graph::new("attn");
+        let (sq, sk, sv) = ([b, lq, h * d], [b, lk, h * d], [b, lk, h * dv]);
+        let q = g.add_input("q", TensorType::fixed(DType::F32, &sq));
+        let k = g.add_input("k", TensorType::fixed(DType::F32, &sk));
+        let v = g.add_input("v", TensorType::fixed(DType::F32, &sv));
+        let mut ins = vec![
+            ("q", rand_tensor(&mut r, &sq, -2.0, 2.0)),
+            ("k", rand_tensor(&mut r, &sk, -2.0, 2.0)),
+            ("v", rand_tensor(&mut r, &sv, -2.0, 2.0)),
+        ];
+        let m = mask.map(|s| {
+            ins.push(("m", rand_tensor(&mut r, s, -3.0, 0.0)));
+            g.add_input("m", TensorType::fixed(DType::F32, s))
+        });
+        let op = Op::Attention {
+            num_heads: h,
+            scale: 1.0 / (d as f32).sqrt(),
+        };
+        let y = node(
+            &mut g,
+            op,
+            "y",
+            &[Some(q), Some(k), Some(v), m],
+            &[b, lq, h * dv],
+        );
+        g.add_output(y, "y");
+        let e = rel_l2(&g, &ins);
+        assert!(e <= 1e-5, "b{b} lq{lq} lk{lk} h{h} d{d}: rel L2 {e:e}");
+    }
+}

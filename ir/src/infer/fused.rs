@@ -1,0 +1,109 @@
+//! Shape inference for the compiler-made fused ops: `FusedMatMul` (a MatMul whose result
+//! is broadcast-added to the bias and residual) and `Attention` (`[B,S,H·D]` in and out).
+
+use super::dims::{broadcast_shapes, unify_dim, Ins, SymGen};
+use super::linalg;
+use crate::{Dim, TensorType};
+
+/// `activation(matmul(a, b) + bias) + residual`: the MatMul type broadcast with the adds.
+pub fn fused_matmul(ins: &Ins, gen: &mut SymGen) -> Result<TensorType, String> {
+    let mm = linalg::matmul(ins, 0, 1, None, gen)?;
+    let mut shapes: Vec<Option<&[Dim]>> = vec![mm.shape.as_deref()];
+    for (port, what) in [(2, "bias"), (3, "residual")] {
+        if let Some(t) = ins.opt_ty(port) {
+            if t.dtype != mm.dtype {
+                return Err(format!(
+                    "{what} has dtype {} but the product has dtype {}",
+                    t.dtype, mm.dtype
+                ));
+            }
+            shapes.push(t.shape.as_deref());
+        }
+    }
+    Ok(TensorType {
+        dtype: mm.dtype,
+        shape: broadcast_shapes(&shapes, gen)?,
+    })
+}
+
+/// `q [B,Sq,H·D], k [B,Sk,H·D], v [B,Sk,H·Dv], mask? → [B,Sq,H·Dv]`.
+pub fn attention(num_heads: usize, ins: &Ins) -> Result<TensorType, String> {
+    if num_heads == 0 {
+        return Err("num_heads must be positive".into());
+    }
+    let q = ins.ty(0, "q")?;
+    let k = ins.ty(1, "k")?;
+    let v = ins.ty(2, "v")?;
+    for (t, what) in [(k, "k"), (v, "v")] {
+        if t.dtype != q.dtype {
+            return Err(format!(
+                "{what} has dtype {} but q has dtype {}",
+                t.dtype, q.dtype
+            ));
+        }
+    }
+    if let Some(m) = ins.opt_ty(3) {
+        if m.dtype != q.dtype {
+            return Err(format!(
+                "mask has dtype {} but q has dtype {}",
+                m.dtype, q.dtype
+            ));
+        }
+        if m.shape.as_ref().is_some_and(|s| s.len() > 4) {
+            return Err("mask rank must be at most 4".into());
+        }
+    }
+    let (Some(sq), Some(sk), Some(sv)) = (&q.shape, &k.shape, &v.shape) else {
+        return Ok(TensorType::unknown_rank(q.dtype));
+    };
+    if sq.len() != 3 || sk.len() != 3 || sv.len() != 3 {
+        return Err("q, k and v must have rank 3 ([batch, seq, heads·head_size])".into());
+    }
+    for (d, what) in [(&sq[2], "q"), (&sk[2], "k"), (&sv[2], "v")] {
+        if let Dim::Known(n) = d {
+            if n % num_heads != 0 {
+                return Err(format!(
+                    "{what} width {n} is not a multiple of {num_heads} heads"
+                ));
+            }
+        }
+    }
+    unify_dim(&sq[2], &sk[2], "q and k widths differ")?;
+    unify_dim(&sk[1], &sv[1], "k and v lengths differ")?;
+    let b = unify_dim(&sq[0], &sk[0], "q and k batches differ")?;
+    let b = unify_dim(&b, &sv[0], "q and v batches differ")?;
+    Ok(TensorType::new(
+        q.dtype,
+        vec![b, sq[1].clone(), sv[2].clone()],
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::infer::infer_node;
+    use crate::{Activation, DType, Op, TensorType};
+
+    fn t(shape: &[usize]) -> TensorType {
+        TensorType::fixed(DType::F32, shape)
+    }
+
+    #[test]
+    fn fused_matmul_and_attention_types() {
+        let fm = Op::FusedMatMul {
+            activation: Activation::Relu,
+        };
+        let (a, b, bias, res) = (t(&[2, 3, 4]), t(&[4, 5]), t(&[5]), t(&[2, 3, 5]));
+        let out = infer_node(&fm, &[Some(&a), Some(&b), Some(&bias), Some(&res)], &[], 1);
+        assert_eq!(out.unwrap(), vec![t(&[2, 3, 5])]);
+        assert!(infer_node(&fm, &[Some(&a), Some(&b), Some(&t(&[4])), None], &[], 1).is_err());
+        let att = Op::Attention {
+            num_heads: 2,
+            scale: 1.0,
+        };
+        let (q, k, v) = (t(&[2, 3, 8]), t(&[2, 5, 8]), t(&[2, 5, 6]));
+        let out = infer_node(&att, &[Some(&q), Some(&k), Some(&v), None], &[], 1);
+        assert_eq!(out.unwrap(), vec![t(&[2, 3, 6])]);
+        let odd = t(&[2, 5, 7]);
+        assert!(infer_node(&att, &[Some(&q), Some(&k), Some(&odd), None], &[], 1).is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! Numeric and structural tests of the fusion passes (PASSES.md §6 tests 1, 2, 3, 6):
+//! every `fuse-matmul` / `fuse-attention` filetest input keeps its outputs under
+//! `ir::eval` (f32 ≤ 1e-5 relative), declined files stay byte-identical, the passes are
+//! idempotent, erf-GELU stays erf-GELU, and attention with padding and causal masks of
+//! lengths around 80 and head sizes 64 and 128 is fused and exact.
+
+use std::path::Path;
+use whittle_ir::eval::run;
+use whittle_ir::text::{parse_graph, print_graph};
+use whittle_ir::{Graph, Op, Tensor};
+use whittle_passes::{PassContext, Pipeline};
+
+/// Deterministic uniform values in [-2, 2).
+fn random(n: usize, seed: &mut u64) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
+        })
+        .collect()
+}
+
+fn inputs(g: &Graph, seed: &mut u64) -> Vec<(String, Tensor)> {
+    (0..g.inputs().len())
+        .map(|i| {
+            let ty = g.input_type(i);
+            let shape: Vec<usize> = ty
+                .shape
+                .as_ref()
+                .unwrap()
+                .iter()
+                .map(|d| d.known().unwrap_or(3))
+                .collect();
+            let v = random(shape.iter().product(), seed);
+            (
+                g.input_name(i).to_string(),
+                Tensor::from_f64(ty.dtype, shape, &v),
+            )
+        })
+        .collect()
+}
+
+fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    assert_eq!(a.shape(), b.shape());
+    let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
+    let scale = a.iter().fold(1e-30f64, |m, x| m.max(x.abs()));
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+        / scale
+}
+
+fn apply(g: &Graph, passes: &str) -> Graph {
+    let mut h = g.clone();
+    Pipeline::parse(passes)
+        .unwrap()
+        .run(
+            &mut h,
+            &mut PassContext {
+                verify: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    h
+}
+
+/// Largest relative output error between `g` and `h` over two random inputs.
+fn max_err(g: &Graph, h: &Graph) -> f64 {
+    let mut seed = 7;
+    let mut worst = 0.0f64;
+    for _ in 0..2 {
+        let ins = inputs(g, &mut seed);
+        let refs: Vec<(&str, Tensor)> = ins.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        let want = run(g, &refs).unwrap();
+        let got = run(h, &refs).unwrap();
+        for ((_, w), (_, o)) in want.iter().zip(&got) {
+            worst = worst.max(rel_err(w, o));
+        }
+    }
+    worst
+}
+
+fn count(g: &Graph, pred: impl Fn(&Op) -> bool) -> usize {
+    g.node_ids().filter(|&id| pred(&g.node(id).op)).count()
+}
+
+#[test]
+fn filetests_keep_outputs_and_are_idempotent() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/filetests");
+    let mut checked = 0;
+    for dir in ["fuse-matmul", "fuse-attention"] {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wir"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let head = text.split("# expected:").next().unwrap();
+            let passes = head
+                .lines()
+                .find_map(|l| l.strip_prefix("# passes:"))
+                .unwrap()
+                .trim()
+                .to_string();
+            let g = parse_graph(head).unwrap();
+            let h = apply(&g, &passes);
+            let err = max_err(&g, &h);
+            assert!(err <= 1e-5, "{}: relative error {err:e}", f.display());
+            let (before, after) = (print_graph(&g).unwrap(), print_graph(&h).unwrap());
+            if f.to_string_lossy().ends_with("_declined.wir") {
+                assert_eq!(before, after, "{}: declined must be untouched", f.display());
+            } else {
+                assert_ne!(before, after, "{}", f.display());
+            }
+            let again = apply(&h, &passes);
+            assert_eq!(
+                after,
+                print_graph(&again).unwrap(),
+                "{}: not idempotent",
+                f.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 14, "only {checked} filetests checked");
+}
+
+#[test]
+fn erf_gelu_is_never_turned_into_tanh_gelu() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/filetests/fuse-matmul");
+    for (file, want) in [
+        ("bias_gelu_erf.wir", whittle_ir::GeluApprox::None),
+        ("bias_gelu_tanh.wir", whittle_ir::GeluApprox::Tanh),
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let g = parse_graph(text.split("# expected:").next().unwrap()).unwrap();
+        let h = apply(&g, "fuse-matmul");
+        let act = whittle_ir::Activation::Gelu(want);
+        assert_eq!(
+            count(&h, |op| *op == Op::FusedMatMul { activation: act }),
+            1,
+            "{file}"
+        );
+    }
+}
+
+/// BERT-style attention text: batch `b`, length `s`, `h` heads of size `d`; the mask is a
+/// graph input of shape `mask` or, when `causal`, a constant `[1,1,s,s]` with −1e4 above
+/// the diagonal.
+fn attention_graph(b: usize, s: usize, h: usize, d: usize, mask: &[usize], causal: bool) -> String {
+    let e = h * d;
+    let dims = |v: &[usize]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut t = format!(
+        "graph \"g\" {{\n  input %q: f32[{b},{s},{e}]\n  input %k: f32[{b},{s},{e}]\n  input %v: f32[{b},{s},{e}]\n"
+    );
+    let mask_dims = if causal {
+        let vals: Vec<String> = (0..s * s)
+            .map(|i| {
+                if i % s > i / s {
+                    "-10000.0".into()
+                } else {
+                    "0.0".into()
+                }
+            })
+            .collect();
+        t += &format!("  %mask = const f32[1,1,{s},{s}] [{}]\n", vals.join(","));
+        vec![1, 1, s, s]
+    } else {
+        t += &format!("  input %mask: f32[{}]\n", dims(mask));
+        mask.to_vec()
+    };
+    let _ = mask_dims;
+    let c = (d as f64).sqrt() as f32;
+    t += &format!(
+        "  %split = const i64[4] [0,0,{h},{d}]\n  %merge = const i64[3] [0,0,{e}]\n  %c = const f32[] [{c:?}]\n"
+    );
+    for (x, perm, out) in [
+        ("q", "[0,2,1,3]", format!("{b},{h},{s},{d}")),
+        ("k", "[0,2,3,1]", format!("{b},{h},{d},{s}")),
+        ("v", "[0,2,1,3]", format!("{b},{h},{s},{d}")),
+    ] {
+        t += &format!(
+            "  %{x}4 = Reshape(allowzero:false) %{x}, %split : f32[{b},{s},{h},{d}]\n  %{x}h = Transpose(perm:Some({perm})) %{x}4 : f32[{out}]\n"
+        );
+    }
+    t += &format!(
+        "  %s = MatMul %qh, %kh : f32[{b},{h},{s},{s}]\n  %sd = Binary(Div) %s, %c : f32[{b},{h},{s},{s}]\n  %sm = Binary(Add) %sd, %mask : f32[{b},{h},{s},{s}]\n  %p = Softmax(axis:-1,coerce_2d:false) %sm : f32[{b},{h},{s},{s}]\n  %o = MatMul %p, %vh : f32[{b},{h},{s},{d}]\n  %ot = Transpose(perm:Some([0,2,1,3])) %o : f32[{b},{s},{h},{d}]\n  %y = Reshape(allowzero:false) %ot, %merge : f32[{b},{s},{e}]\n  output %y\n}}\n"
+    );
+    t
+}
+
+#[test]
+fn attention_with_masks_lengths_and_head_sizes() {
+    for (b, s, h, d, mask, causal) in [
+        (2, 79, 2, 64, vec![2, 1, 1, 79], false),
+        (1, 81, 1, 128, vec![1, 1, 81, 81], true),
+        (1, 5, 3, 4, vec![5], false),
+        (2, 7, 2, 8, vec![2, 2, 7, 7], false),
+    ] {
+        let g = parse_graph(&attention_graph(b, s, h, d, &mask, causal)).unwrap();
+        let fused = apply(&g, "fuse-attention");
+        assert_eq!(count(&fused, |op| matches!(op, Op::Attention { .. })), 1);
+        assert_eq!(count(&fused, |op| matches!(op, Op::Softmax { .. })), 0);
+        let err = max_err(&g, &fused);
+        assert!(err <= 1e-5, "b{b} s{s} h{h} d{d}: relative error {err:e}");
+    }
+}
