@@ -12,6 +12,8 @@ Examples:
   whittle inspect model.onnx                     ops, parameters, inputs/outputs, unsupported ops
   whittle run model.onnx -i input_ids=ids.npy -i attention_mask=mask.npy -o out/
   whittle optimize model.onnx -o model.opt.onnx  exact passes; the result runs in any ONNX runtime
+  whittle compile model.onnx -o model.o --header model.h --input-shape x=1x16
+                                                 object file + C header for linking into C/C++/Rust
   whittle passes                                 list the pass names accepted by --passes";
 
 /// whittle compiles ONNX models into fast native code, with exact and approximate
@@ -21,6 +23,10 @@ Examples:
 struct Cli {
     #[command(subcommand)]
     cmd: Command,
+    /// cpu backend: write every generated kernel's Cranelift IR to DIR/NNNN_<kernel>.clif
+    /// (for `run` and `bench`).
+    #[arg(long, global = true, value_name = "DIR")]
+    emit_clif: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -109,6 +115,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compile a model ahead of time into an object file + C header (link with libwhittle_rt.a).
+    Compile {
+        /// The .onnx file.
+        model: PathBuf,
+        /// The object file to write.
+        #[arg(long, short = 'o', value_name = "OUT.o")]
+        output: PathBuf,
+        /// The C header to write (default: the object's path with .h).
+        #[arg(long, value_name = "OUT.h")]
+        header: Option<PathBuf>,
+        /// Prefix of the exported symbols (default: the object's file stem).
+        #[arg(long, value_name = "PREFIX")]
+        name: Option<String>,
+        /// Concrete shape of an input the model leaves symbolic, e.g. input_ids=1x128.
+        #[arg(long = "input-shape", value_name = "NAME=AxB")]
+        shapes: Vec<String>,
+        /// Passes to run first (see `whittle passes`).
+        #[arg(long, default_value = "exact", value_name = "a,b,c")]
+        passes: String,
+    },
     /// List the passes that --passes accepts.
     Passes,
 }
@@ -122,6 +148,9 @@ fn main() -> ExitCode {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    if cli.emit_clif.is_some() {
+        whittle::cpu::jit::set_emit_clif(cli.emit_clif.clone());
+    }
     let result = match cli.cmd {
         Command::Inspect { model, ir } => cli::inspect::run(&model, ir),
         Command::Run {
@@ -170,6 +199,21 @@ fn main() -> ExitCode {
             warmup,
             iters: iters.max(1),
             json,
+        }),
+        Command::Compile {
+            model,
+            output,
+            header,
+            name,
+            shapes,
+            passes,
+        } => cli::compile::run(cli::compile::CompileArgs {
+            model: &model,
+            output: &output,
+            header: header.as_deref(),
+            name: name.as_deref(),
+            shapes: &shapes,
+            passes: &passes,
         }),
         Command::Passes => {
             println!(

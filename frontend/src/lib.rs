@@ -11,6 +11,7 @@ mod load;
 mod ops;
 pub mod proto;
 pub mod registry;
+mod stream;
 mod tensor;
 mod types;
 

@@ -50,12 +50,24 @@ impl Model {
 
 /// Reads and loads an ONNX model file; external data is resolved next to it.
 pub fn load_model(path: &Path) -> Result<Model, FrontendError> {
-    let bytes = std::fs::read(path).map_err(|e| FrontendError::io(path, e))?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => std::path::PathBuf::from("."),
     };
-    load_model_bytes(&bytes, Some(&dir))
+    // Streamed (never the whole file next to the proto), and each initializer's bytes are
+    // freed as soon as its tensor is built: about one copy of the weights at a time.
+    let mut proto = crate::stream::decode_file(path)?;
+    let inits = match proto.graph.as_mut() {
+        Some(gp) => {
+            let mut v = Vec::with_capacity(gp.initializer.len());
+            for t in std::mem::take(&mut gp.initializer) {
+                v.push((t.name().to_string(), tensor_from_proto(&t, Some(&dir))?));
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    model_from_proto_with(&proto, Some(&dir), inits)
 }
 
 /// Loads a serialized ONNX model. `base_dir` is where external data files live.
@@ -72,11 +84,21 @@ pub fn model_from_proto(
     proto: &ModelProto,
     base_dir: Option<&Path>,
 ) -> Result<Model, FrontendError> {
+    model_from_proto_with(proto, base_dir, None)
+}
+
+/// [`model_from_proto`] with the graph's initializers already converted (`inits`, in file
+/// order; the proto's own list is then ignored).
+fn model_from_proto_with(
+    proto: &ModelProto,
+    base_dir: Option<&Path>,
+    inits: Option<Vec<(String, Tensor)>>,
+) -> Result<Model, FrontendError> {
     let gp = proto
         .graph
         .as_ref()
         .ok_or_else(|| FrontendError::BadModel("the model has no graph".into()))?;
-    let graph = build_graph(proto, gp, base_dir)?;
+    let graph = build_graph(proto, gp, base_dir, inits)?;
     Ok(Model {
         graph,
         ir_version: proto.ir_version(),
@@ -137,6 +159,7 @@ fn build_graph(
     proto: &ModelProto,
     gp: &GraphProto,
     base_dir: Option<&Path>,
+    pre: Option<Vec<(String, Tensor)>>,
 ) -> Result<Graph, FrontendError> {
     let syms = symgen_after(gp.input.iter().chain(&gp.value_info).chain(&gp.output));
     let mut b = Builder {
@@ -153,6 +176,9 @@ fn build_graph(
     }
     b.used
         .extend(gp.initializer.iter().map(|t| t.name().to_string()));
+    if let Some(pre) = &pre {
+        b.used.extend(pre.iter().map(|(n, _)| n.clone()));
+    }
     b.used.extend(gp.input.iter().map(|i| i.name().to_string()));
 
     // Declared types of intermediate values and outputs.
@@ -164,10 +190,16 @@ fn build_graph(
     }
 
     // Initializers first: a graph input that is also an initializer is a constant.
-    let mut inits = Vec::new();
-    for t in &gp.initializer {
-        inits.push((t.name().to_string(), tensor_from_proto(t, base_dir)?));
-    }
+    let mut inits = match pre {
+        Some(pre) => pre,
+        None => {
+            let mut v = Vec::with_capacity(gp.initializer.len());
+            for t in &gp.initializer {
+                v.push((t.name().to_string(), tensor_from_proto(t, base_dir)?));
+            }
+            v
+        }
+    };
     for sp in &gp.sparse_initializer {
         let name = sp
             .values

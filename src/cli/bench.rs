@@ -59,6 +59,7 @@ pub fn run(a: &BenchArgs) -> CliResult {
         bar.inc(1);
     }
     bar.set_message("timing");
+    whittle::cpu::profile::reset();
     let mut times = Vec::with_capacity(a.iters);
     for _ in 0..a.iters {
         let t = Instant::now();
@@ -68,6 +69,10 @@ pub fn run(a: &BenchArgs) -> CliResult {
     }
     bar.finish_and_clear();
     times.sort_by(f64::total_cmp);
+    if let Some(table) = whittle::cpu::profile::report() {
+        // WHITTLE_PROFILE=1: per step kind totals over the timed runs (stderr keeps --json clean).
+        eprintln!("profile over {} timed runs:\n{table}", times.len());
+    }
     let p = |q: f64| times[((times.len() - 1) as f64 * q).round() as usize];
     let peak_mb = peak_rss_bytes().map(|b| b as f64 / 1e6);
     if a.json {

@@ -1,6 +1,7 @@
 //! Subcommands of the CLI, one file each, plus the helpers they share.
 
 pub mod bench;
+pub mod compile;
 pub mod demo;
 pub mod inspect;
 pub mod optimize;

@@ -16,11 +16,26 @@ pub fn run(
     let backend = whittle::backend_by_name(backend, threads)?;
     let pipeline = pipeline(passes)?;
     let inputs = read_inputs(inputs)?;
-    let mut m = whittle::frontend::load_model(model).map_err(|e| e.to_string())?;
-    pipeline
-        .run(&mut m.graph, &mut PassContext::default())
-        .map_err(|e| e.to_string())?;
-    let exe = backend.compile(&m.graph).map_err(|e| e.to_string())?;
+    let exe = {
+        let mut m = whittle::frontend::load_model(model).map_err(|e| e.to_string())?;
+        pipeline
+            .run(&mut m.graph, &mut PassContext::default())
+            .map_err(|e| e.to_string())?;
+        if backend.name() == "cpu" {
+            // One run: fix the input shapes now, so that the cpu backend compiles its one
+            // plan at `compile` and keeps only what the plan needs (packed weights).
+            let shapes: Vec<(&str, Vec<usize>)> = inputs
+                .iter()
+                .map(|(n, t)| (n.as_str(), t.shape().to_vec()))
+                .collect();
+            let mut g = m.graph.clone();
+            if whittle::ir::infer::specialize(&mut g, &shapes).is_ok() {
+                m.graph = g;
+            }
+        }
+        backend.compile(&m.graph).map_err(|e| e.to_string())?
+        // `m` (the graph and its unpacked weights) is dropped here, before the run.
+    };
     let named: Vec<(&str, whittle::ir::Tensor)> = inputs
         .iter()
         .map(|(n, t)| (n.as_str(), t.clone()))

@@ -143,7 +143,9 @@ impl Plan {
     pub fn compile(graph: &Graph) -> Result<Plan, RuntimeError> {
         let mut j = jit::Jit::new().map_err(internal)?;
         let ukr = Ukr::best();
-        let prog = lower::lower(graph, &mut j, ukr)?;
+        let mut prog = lower::lower(graph, &mut j, ukr)?;
+        // Weights that only feed GEMMs now live as packed copies: let the unpacked go.
+        crate::consts::release_unread(&mut prog.consts, &prog.steps, &prog.outputs);
         let (kernels, code) = j.finish().map_err(internal)?;
         let arena = plan::plan_arena(&prog.buffers);
         Ok(Plan {
@@ -217,26 +219,36 @@ impl Plan {
     }
 
     fn run_steps(&self, mem: &Mem) -> Result<(), RuntimeError> {
+        let profile = crate::profile::enabled();
         for step in &self.steps {
-            match step {
-                Step::Fused { kernel, args, .. } => {
-                    let ptrs: Vec<*mut f32> = args.iter().map(|&b| mem.f32p(b)).collect();
-                    let f = self.kernels[*kernel];
-                    // SAFETY: the kernel was generated for exactly these buffers and shapes.
-                    unsafe { f(ptrs.as_ptr()) };
-                }
-                Step::MatMul(mm) => self.matmul(mm, mem)?,
-                Step::Attention(at) => {
-                    let p: Vec<*mut f32> = at.args.iter().map(|&b| mem.f32p(b)).collect();
-                    // SAFETY: lowering sized every buffer for this geometry.
-                    unsafe { crate::kernels::attention::run_step(&self.ukr, &at.geom, &p) }
-                        .map_err(|m| internal(format!("{}: {m}", at.name)))?;
-                }
-                Step::Host { op, args, name } => {
-                    let p: Vec<*mut u8> = args.iter().map(|&b| mem.ptr(b)).collect();
-                    // SAFETY: lowering sized every buffer for this op's geometry.
-                    unsafe { host(op, &p) }.map_err(|m| internal(format!("{name}: {m}")))?;
-                }
+            let t0 = profile.then(std::time::Instant::now);
+            self.run_step(step, mem)?;
+            if let Some(t0) = t0 {
+                crate::profile::record(crate::profile::step_kind(step), t0.elapsed());
+            }
+        }
+        Ok(())
+    }
+
+    fn run_step(&self, step: &Step, mem: &Mem) -> Result<(), RuntimeError> {
+        match step {
+            Step::Fused { kernel, args, .. } => {
+                let ptrs: Vec<*mut f32> = args.iter().map(|&b| mem.f32p(b)).collect();
+                let f = self.kernels[*kernel];
+                // SAFETY: the kernel was generated for exactly these buffers and shapes.
+                unsafe { f(ptrs.as_ptr()) };
+            }
+            Step::MatMul(mm) => self.matmul(mm, mem)?,
+            Step::Attention(at) => {
+                let p: Vec<*mut f32> = at.args.iter().map(|&b| mem.f32p(b)).collect();
+                // SAFETY: lowering sized every buffer for this geometry.
+                unsafe { crate::kernels::attention::run_step(&self.ukr, &at.geom, &p) }
+                    .map_err(|m| internal(format!("{}: {m}", at.name)))?;
+            }
+            Step::Host { op, args, name } => {
+                let p: Vec<*mut u8> = args.iter().map(|&b| mem.ptr(b)).collect();
+                // SAFETY: lowering sized every buffer for this op's geometry.
+                unsafe { host(op, &p) }.map_err(|m| internal(format!("{name}: {m}")))?;
             }
         }
         Ok(())

@@ -1,5 +1,7 @@
 //! The Cranelift JIT module: a native (non-PIC) ISA tuned for speed, into which the
 //! lowering emits one function per kernel, and the finalized code that the executable keeps.
+//! With [`set_emit_clif`] (or `WHITTLE_EMIT_CLIF=DIR`) every generated function's Cranelift
+//! IR is also written to `DIR/NNNN_<kernel>.clif` (`whittle run/bench --emit-clif DIR`).
 
 use cranelift_codegen::ir::{types, AbiParam, Function, Signature, UserFuncName};
 use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
@@ -8,6 +10,54 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// Where generated functions' CLIF text goes, when set ([`set_emit_clif`]).
+static CLIF_DIR: Mutex<Option<PathBuf>> = Mutex::new(None);
+/// Numbers the dumped functions (names repeat across plans).
+static CLIF_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes every kernel compiled from now on write its Cranelift IR to `dir` (created if
+/// missing), or stops it (`None`). Process-wide, like the JIT's code cache.
+pub fn set_emit_clif(dir: Option<PathBuf>) {
+    if let Ok(mut d) = CLIF_DIR.lock() {
+        *d = dir;
+    }
+}
+
+/// The CLIF dump directory: [`set_emit_clif`]'s, else `WHITTLE_EMIT_CLIF`.
+fn clif_dir() -> Option<PathBuf> {
+    let set = CLIF_DIR.lock().ok().and_then(|d| d.clone());
+    set.or_else(|| {
+        std::env::var_os("WHITTLE_EMIT_CLIF")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+}
+
+/// `name` with every character outside `[A-Za-z0-9_.-]` replaced by `_` (a file name).
+fn file_stem(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Writes one function's CLIF text to `dir/NNNN_<name>.clif`.
+fn dump_clif(dir: &Path, name: &str, func: &Function) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("--emit-clif {}: {e}", dir.display()))?;
+    let n = CLIF_SEQ.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("{n:04}_{}.clif", file_stem(name)));
+    std::fs::write(&path, format!("; kernel {name}\n{}", func.display()))
+        .map_err(|e| format!("--emit-clif {}: {e}", path.display()))
+}
 
 /// The signature every generated kernel has: `extern "C" fn(args: *const *mut f32)`, where
 /// `args` lists the kernel's input buffers and then its output buffer.
@@ -21,6 +71,8 @@ pub struct Jit {
     /// Whether the ISA has FMA (so `fma` lowers to `vfmadd`, not a libcall per lane).
     pub has_fma: bool,
     pending: Vec<FuncId>,
+    /// Where to write each function's CLIF text (see [`set_emit_clif`]).
+    clif_dir: Option<PathBuf>,
 }
 
 /// Finalized machine code. Dropping it frees the code, so every function pointer taken from
@@ -89,6 +141,7 @@ impl Jit {
             fctx: FunctionBuilderContext::new(),
             has_fma,
             pending: Vec::new(),
+            clif_dir: clif_dir(),
         })
     }
 
@@ -123,9 +176,14 @@ impl Jit {
             b.seal_all_blocks();
             b.finalize(self.module.isa().frontend_config());
         }
+        let dumped = match &self.clif_dir {
+            Some(dir) => dump_clif(dir, name, &self.ctx.func),
+            None => Ok(()),
+        };
         let res = self.module.define_function(id, &mut self.ctx);
         self.module.clear_context(&mut self.ctx);
         res.map_err(|e| format!("define {name}: {e:?}"))?;
+        dumped?;
         self.pending.push(id);
         Ok(self.pending.len() - 1)
     }
@@ -156,6 +214,38 @@ impl Jit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cranelift_codegen::ir::InstBuilder;
+
+    #[test]
+    fn clif_dump_writes_one_file_per_function() {
+        let dir = std::env::temp_dir().join(format!("whittle-clif-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut jit = Jit::new().expect("jit");
+        jit.clif_dir = Some(dir.clone());
+        jit.define_kernel("k/one:two", |b, _args, _| {
+            b.ins().return_(&[]);
+        })
+        .expect("define");
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        assert_eq!(files.len(), 1);
+        let name = files[0].file_name().unwrap().to_string_lossy().to_string();
+        assert!(name.ends_with("_k_one_two.clif"), "{name}");
+        let text = std::fs::read_to_string(&files[0]).expect("read");
+        assert!(text.starts_with("; kernel k/one:two\n"), "{text}");
+        assert!(
+            text.contains("function") && text.contains("return"),
+            "{text}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn file_stems_are_safe() {
+        assert_eq!(file_stem("a/b c.d-e_f"), "a_b_c.d-e_f");
+    }
 
     #[test]
     fn fma_flag_follows_the_host() {

@@ -9,12 +9,15 @@
 //! Pipeline: [`lower`] (IR → steps, kernels emitted into the [`jit`] module) → [`plan`]
 //! (liveness-based arena offsets) → [`exec::Plan::run`] (calls the steps in order).
 
+pub mod aot;
 pub mod bind;
+pub mod consts;
 pub mod exec;
 pub mod jit;
 pub mod kernels;
 pub mod lower;
 pub mod plan;
+pub mod profile;
 
 use exec::Plan;
 use std::collections::HashMap;
@@ -88,9 +91,14 @@ pub(crate) fn internal(msg: impl Into<String>) -> RuntimeError {
 type Signature = (Vec<(DType, Vec<usize>)>, Vec<Vec<u8>>);
 
 /// A compiled graph: the graph itself, one plan per input-shape signature seen so far,
-/// and the thread pool the plans run on.
+/// and the thread pool the plans run on. A graph whose input shapes are all fixed is
+/// compiled once, at `compile`, and then released (its plan holds what it needs: packed
+/// weights and the constants the steps read), so its weights are not kept twice.
 pub struct CpuExecutable {
-    graph: Graph,
+    /// `None` once the only possible plan is compiled (fixed input shapes).
+    graph: Option<Graph>,
+    /// Input names and dtypes, in graph order.
+    input_specs: Vec<(String, DType)>,
     plans: Mutex<HashMap<Signature, Arc<Plan>>>,
     compilations: AtomicUsize,
     pool: rayon::ThreadPool,
@@ -114,8 +122,11 @@ impl CpuExecutable {
             .thread_name(|i| format!("whittle-cpu-{i}"))
             .build()
             .map_err(|e| internal(format!("thread pool: {e}")))?;
-        let exe = CpuExecutable {
-            graph: graph.clone(),
+        let mut exe = CpuExecutable {
+            graph: Some(graph.clone()),
+            input_specs: (0..graph.inputs().len())
+                .map(|i| (graph.input_name(i).to_string(), graph.input_type(i).dtype))
+                .collect(),
             plans: Mutex::new(HashMap::new()),
             compilations: AtomicUsize::new(0),
             pool,
@@ -139,6 +150,7 @@ impl CpuExecutable {
                 vec![],
             );
             exe.plan_for(sig, &named, &[])?;
+            exe.graph = None;
         }
         Ok(exe)
     }
@@ -172,7 +184,10 @@ impl CpuExecutable {
         if let Some(p) = self.plans.lock().ok().and_then(|m| m.get(&sig).cloned()) {
             return Ok(p);
         }
-        let mut g = self.graph.clone();
+        let mut g = self
+            .graph
+            .clone()
+            .ok_or_else(|| internal("no plan for these input shapes (the model's are fixed)"))?;
         bind::bind_values(&mut g, values);
         whittle_ir::infer::specialize(&mut g, named)?;
         let plan = Arc::new(Plan::compile(&g)?);
@@ -188,10 +203,9 @@ impl CpuExecutable {
         &self,
         inputs: &'a [(&str, Tensor)],
     ) -> Result<Vec<&'a Tensor>, RuntimeError> {
-        let g = &self.graph;
-        let mut out = Vec::with_capacity(g.inputs().len());
-        for i in 0..g.inputs().len() {
-            let name = g.input_name(i);
+        let specs = &self.input_specs;
+        let mut out = Vec::with_capacity(specs.len());
+        for (name, want) in specs {
             let err = |msg: String| {
                 RuntimeError::Ir(whittle_ir::IrError::Input {
                     name: name.to_string(),
@@ -203,14 +217,13 @@ impl CpuExecutable {
                 .find(|(n, _)| *n == name)
                 .map(|(_, t)| t)
                 .ok_or_else(|| err("missing: no value was given".into()))?;
-            let want = g.input_type(i).dtype;
-            if t.dtype() != want {
+            if t.dtype() != *want {
                 return Err(err(format!("expected {want}, got {}", t.dtype())));
             }
             out.push(t);
         }
         for (n, _) in inputs {
-            if !(0..g.inputs().len()).any(|i| g.input_name(i) == *n) {
+            if !specs.iter().any(|(name, _)| name == n) {
                 return Err(RuntimeError::Ir(whittle_ir::IrError::Input {
                     name: n.to_string(),
                     msg: "the model has no input of this name".into(),
@@ -232,7 +245,7 @@ impl Executable for CpuExecutable {
             values.iter().map(|(_, t)| t.to_le_bytes()).collect(),
         );
         let named: Vec<(&str, Vec<usize>)> = (0..ins.len())
-            .map(|i| (self.graph.input_name(i), ins[i].shape().to_vec()))
+            .map(|i| (self.input_specs[i].0.as_str(), ins[i].shape().to_vec()))
             .collect();
         let plan = self.plan_for(sig, &named, &values)?;
         for (spec, t) in plan.inputs.iter().zip(&ins) {

@@ -4,6 +4,7 @@
 //! tap table computed at compile time: for each kernel position and output position, the
 //! input spatial offset, or `usize::MAX` where the tap falls in the padding.
 
+use super::depthwise::{bias_act, with_scratch, ConvAct, DwPlane};
 use super::ewise::{ld_f, st_f};
 use super::gemm::{self, Epilogue, MatRef, PackedB, Scratch, Ukr};
 use super::par::{par_for, row_chunks, SendPtr};
@@ -24,6 +25,8 @@ pub struct ConvGeom {
     pub has_bias: bool,
     /// 2-D geometry for the row-wise depthwise kernel, when the conv is 2-D.
     pub dw2d: Option<Dw2d>,
+    /// Activation applied with the bias (absorbed from the conv's single consumer).
+    pub act: ConvAct,
 }
 
 /// 2-D window geometry: input/output/kernel sizes, strides, dilations, begin pads.
@@ -62,6 +65,59 @@ impl Dw2d {
     #[target_feature(enable = "avx2")]
     unsafe fn plane_avx2(&self, x: &[f32], w: &[f32], out: &mut [f32]) {
         self.plane_body(x, w, out);
+    }
+
+    /// im2col of one input plane: `col[(ky·kw + kx)·oh·ow + oy·ow + ox]` is the input under
+    /// tap `(ky, kx)` at output `(oy, ox)`, 0 in the padding. Row by row, so the stride-1
+    /// case is a copy.
+    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+        let d = *self;
+        let ol = d.oh * d.ow;
+        for ky in 0..d.kh {
+            for kx in 0..d.kw {
+                let rows = &mut col[(ky * d.kw + kx) * ol..(ky * d.kw + kx + 1) * ol];
+                let (lo, hi, start) = d.col_span(kx);
+                for oy in 0..d.oh {
+                    let orow = &mut rows[oy * d.ow..(oy + 1) * d.ow];
+                    let iy = (oy * d.sh + ky * d.dh) as isize - d.ph as isize;
+                    if iy < 0 || iy >= d.ih as isize || lo >= hi {
+                        orow.fill(0.0);
+                        continue;
+                    }
+                    let xrow = &x[iy as usize * d.iw..(iy as usize + 1) * d.iw];
+                    orow[..lo].fill(0.0);
+                    orow[hi..].fill(0.0);
+                    if d.sw == 1 {
+                        orow[lo..hi].copy_from_slice(&xrow[start..start + (hi - lo)]);
+                    } else {
+                        for (j, o) in orow[lo..hi].iter_mut().enumerate() {
+                            *o = xrow[start + j * d.sw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Output columns `lo..hi` whose tap `kx` lands inside the input row, and the input
+    /// column of output `lo` (meaningful when `lo < hi`).
+    fn col_span(&self, kx: usize) -> (usize, usize, usize) {
+        let d = *self;
+        let shift = (kx * d.dw) as isize - d.pw as isize;
+        let lo = if shift >= 0 {
+            0
+        } else {
+            ((-shift) as usize).div_ceil(d.sw)
+        }
+        .min(d.ow);
+        let hi_num = d.iw as isize - shift;
+        let hi = if hi_num <= 0 {
+            0
+        } else {
+            ((hi_num as usize).div_ceil(d.sw)).min(d.ow)
+        };
+        let start = ((lo * d.sw) as isize + shift).max(0) as usize;
+        (lo, hi.max(lo), start)
     }
 
     #[inline(always)]
@@ -197,33 +253,64 @@ impl ConvGeom {
             SendPtr(y),
         );
         let (ol, kl, il) = (self.out_len, self.k_len, self.in_len);
-        par_for(self.n * self.m, |t| {
-            let ch = t % self.m.max(1);
-            // SAFETY: the geometry bounds every offset.
-            unsafe {
-                let out = std::slice::from_raw_parts_mut(yp.get().add(t * ol), ol);
-                let b = if self.has_bias {
-                    *bp.get().add(ch)
-                } else {
-                    0.0
-                };
-                out.fill(b);
-                let xs = std::slice::from_raw_parts(xp.get().add(t * il), il);
-                if let Some(d) = &self.dw2d {
-                    let ws = std::slice::from_raw_parts(wp.get().add(ch * kl), kl);
-                    d.plane(xs, ws, out);
-                    return;
-                }
-                for kf in 0..kl {
-                    let wv = *wp.get().add(ch * kl + kf);
-                    let taps = &self.taps[kf * ol..(kf + 1) * ol];
-                    for (o, &tp) in out.iter_mut().zip(taps) {
-                        if tp != usize::MAX {
-                            *o += wv * xs[tp];
+        let fast = self
+            .dw2d
+            .filter(|d| d.sw == 1 && DwPlane::available())
+            .map(|d| DwPlane {
+                ih: d.ih,
+                iw: d.iw,
+                oh: d.oh,
+                ow: d.ow,
+                kh: d.kh,
+                kw: d.kw,
+                sh: d.sh,
+                dh: d.dh,
+                dw: d.dw,
+                ph: d.ph,
+                pw: d.pw,
+            });
+        // Channels per task: at least ~32k multiply-adds each, so tiny convs stay on one
+        // thread.
+        let planes = self.n * self.m;
+        let per_plane = (ol * kl).max(1);
+        let chunks = row_chunks(planes, (32_768 / per_plane).max(1), 1);
+        par_for(chunks.len(), |t| {
+            let (p0, len) = chunks[t];
+            with_scratch(fast.map_or(0, |f| f.scratch_len()), |pad| {
+                for p in p0..p0 + len {
+                    let ch = p % self.m.max(1);
+                    // SAFETY: the geometry bounds every offset; tasks write disjoint planes.
+                    unsafe {
+                        let out = std::slice::from_raw_parts_mut(yp.get().add(p * ol), ol);
+                        let b = if self.has_bias {
+                            *bp.get().add(ch)
+                        } else {
+                            0.0
+                        };
+                        let xs = std::slice::from_raw_parts(xp.get().add(p * il), il);
+                        let ws = std::slice::from_raw_parts(wp.get().add(ch * kl), kl);
+                        if let Some(f) = &fast {
+                            if f.run(xs, ws, b, self.act, pad, out) {
+                                continue;
+                            }
                         }
+                        out.fill(0.0);
+                        if let Some(d) = &self.dw2d {
+                            d.plane(xs, ws, out);
+                        } else {
+                            for (kf, &wv) in ws.iter().enumerate() {
+                                let taps = &self.taps[kf * ol..(kf + 1) * ol];
+                                for (o, &tp) in out.iter_mut().zip(taps) {
+                                    if tp != usize::MAX {
+                                        *o += wv * xs[tp];
+                                    }
+                                }
+                            }
+                        }
+                        bias_act(self.act, b, out);
                     }
                 }
-            }
+            });
         });
     }
 
@@ -237,6 +324,12 @@ impl ConvGeom {
             // SAFETY: each task writes its own rows of col.
             unsafe {
                 let xs = xp.get().add((b * self.c + g * cg + ci) * il);
+                if let Some(d) = &self.dw2d {
+                    let x = std::slice::from_raw_parts(xs as *const f32, il);
+                    let rows = std::slice::from_raw_parts_mut(cp.get().add(ci * kl * ol), kl * ol);
+                    d.im2col(x, rows);
+                    return;
+                }
                 for kf in 0..kl {
                     let row = cp.get().add((ci * kl + kf) * ol);
                     let taps = &self.taps[kf * ol..(kf + 1) * ol];
@@ -261,57 +354,81 @@ impl ConvGeom {
         let kdim = cg * kl;
         // A 1×1, stride-1, unpadded conv reads x itself as the K × P matrix.
         let direct = kl == 1 && il == ol && self.taps.iter().enumerate().all(|(i, &t)| t == i);
-        let mut col = vec![0f32; if direct { 0 } else { kdim * ol }];
-        for b in 0..self.n {
-            for g in 0..self.group {
-                let src = if direct {
-                    MatRef {
-                        ptr: x.add((b * self.c + g * cg) * il),
-                        rs: il,
-                        cs: 1,
-                    }
-                } else {
-                    self.im2col(x, b, g, &mut col);
-                    MatRef {
-                        ptr: col.as_ptr(),
-                        rs: ol,
-                        cs: 1,
-                    }
-                };
-                let pb = PackedB::pack(src, kdim, ol, ukr.nr);
-                let a0 = SendPtr(w.add(g * mg * kdim) as *mut f32);
-                let c0 = SendPtr(y.add((b * self.m + g * mg) * ol));
-                let b0 = SendPtr(if self.has_bias {
-                    bias.add(g * mg) as *mut f32
-                } else {
-                    std::ptr::null_mut()
-                });
-                let chunks = row_chunks(mg, 2 * ukr.mr, ukr.mr);
-                let pbr = &pb;
-                par_for(chunks.len(), |t| {
-                    let (r0, len) = chunks[t];
-                    let mut s = Scratch::default();
-                    // SAFETY: disjoint row blocks of W and y; bias has mg entries.
-                    unsafe {
-                        let a = MatRef {
-                            ptr: a0.get().add(r0 * kdim),
-                            rs: kdim,
+        // The im2col buffer is this thread's reused scratch (im2col writes every element).
+        with_scratch(if direct { 0 } else { kdim * ol }, |col| {
+            for b in 0..self.n {
+                for g in 0..self.group {
+                    let src = if direct {
+                        MatRef {
+                            ptr: x.add((b * self.c + g * cg) * il),
+                            rs: il,
                             cs: 1,
-                        };
-                        let c = c0.get().add(r0 * ol);
-                        gemm::gemm(ukr, len, a, pbr, c, ol, &Epilogue::NONE, &mut s);
-                        if self.has_bias {
-                            for r in 0..len {
-                                let bv = *b0.get().add(r0 + r);
-                                let row = std::slice::from_raw_parts_mut(c.add(r * ol), ol);
-                                row.iter_mut().for_each(|v| *v += bv);
+                        }
+                    } else {
+                        self.im2col(x, b, g, col);
+                        MatRef {
+                            ptr: col.as_ptr(),
+                            rs: ol,
+                            cs: 1,
+                        }
+                    };
+                    let pb = PackedB::pack(src, kdim, ol, ukr.nr);
+                    let a0 = SendPtr(w.add(g * mg * kdim) as *mut f32);
+                    let c0 = SendPtr(y.add((b * self.m + g * mg) * ol));
+                    let b0 = SendPtr(if self.has_bias {
+                        bias.add(g * mg) as *mut f32
+                    } else {
+                        std::ptr::null_mut()
+                    });
+                    // At least ~64k multiply-adds per task: tiny convs (squeeze-excite) stay on
+                    // one thread.
+                    let min_rows = (65_536 / (kdim * ol).max(1)).max(2 * ukr.mr);
+                    let chunks = row_chunks(mg, min_rows, ukr.mr);
+                    let pbr = &pb;
+                    par_for(chunks.len(), |t| {
+                        let (r0, len) = chunks[t];
+
+                        // SAFETY: disjoint row blocks of W and y; bias has mg entries.
+                        unsafe {
+                            let a = MatRef {
+                                ptr: a0.get().add(r0 * kdim),
+                                rs: kdim,
+                                cs: 1,
+                            };
+                            let c = c0.get().add(r0 * ol);
+                            with_gemm_scratch(|s| {
+                                gemm::gemm(ukr, len, a, pbr, c, ol, &Epilogue::NONE, s)
+                            });
+                            if self.has_bias || self.act != ConvAct::None {
+                                for r in 0..len {
+                                    let bv = if self.has_bias {
+                                        *b0.get().add(r0 + r)
+                                    } else {
+                                        0.0
+                                    };
+                                    let row = std::slice::from_raw_parts_mut(c.add(r * ol), ol);
+                                    bias_act(self.act, bv, row);
+                                }
                             }
                         }
-                    }
-                });
+                    });
+                }
             }
-        }
+        });
     }
+}
+
+thread_local! {
+    /// Per-thread GEMM packing buffers, reused across runs.
+    static GEMM_SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Runs `f` with this thread's GEMM scratch (a fresh one if it is already in use).
+fn with_gemm_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    GEMM_SCRATCH.with(|c| match c.try_borrow_mut() {
+        Ok(mut s) => f(&mut s),
+        Err(_) => f(&mut Scratch::default()),
+    })
 }
 
 /// Transposed convolution (`x [n, c, in_len]`, `w [c, mg, k_len]` → `y [n, m, out_len]`)
@@ -403,6 +520,7 @@ mod tests {
             taps,
             has_bias: true,
             dw2d: None,
+            act: ConvAct::None,
         };
         let (x, w, b) = ([1f32, 2.0, 3.0], [1f32; 3], [1f32]);
         let mut y = [0f32; 3];

@@ -59,25 +59,44 @@ impl PackedB {
     pub unsafe fn repack(&mut self, b: MatRef) {
         let (k, n, nr) = (self.k, self.n, self.nr);
         let strips = Self::strips(n, nr);
+        // Written in layout order (K block, strip, row): every element of the first
+        // `k·strips·nr` exactly once, so the buffer needs no zero fill first.
+        let len = k * strips * nr;
         self.data.clear();
-        self.data.resize(k * strips * nr, 0.0);
+        self.data.reserve(len);
+        let dst = self.data.as_mut_ptr();
+        let mut off = 0;
         let mut p0 = 0;
         while p0 < k {
             let kc = KC.min(k - p0);
             for s in 0..strips {
-                let base = p0 * strips * nr + s * kc * nr;
                 let j0 = s * nr;
                 let nc = nr.min(n - j0);
                 for p in 0..kc {
-                    let dst = &mut self.data[base + p * nr..base + p * nr + nc];
                     let src = b.ptr.add((p0 + p) * b.rs + j0 * b.cs);
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = *src.add(j * b.cs);
+                    let d = dst.add(off);
+                    if b.cs == 1 && nc == 32 {
+                        // A fixed-size copy is inlined (no memcpy call per 128-byte row).
+                        let row = std::ptr::read_unaligned(src as *const [f32; 32]);
+                        std::ptr::write_unaligned(d as *mut [f32; 32], row);
+                    } else if b.cs == 1 {
+                        std::ptr::copy_nonoverlapping(src, d, nc);
+                    } else {
+                        for j in 0..nc {
+                            *d.add(j) = *src.add(j * b.cs);
+                        }
                     }
+                    for j in nc..nr {
+                        *d.add(j) = 0.0;
+                    }
+                    off += nr;
                 }
             }
             p0 += kc;
         }
+        debug_assert_eq!(off, len);
+        // SAFETY: the loops above initialised elements 0..len (capacity reserved).
+        self.data.set_len(len);
     }
 
     fn block(&self, p0: usize, kc: usize, strip: usize) -> *const f32 {

@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod conv;
+pub mod depthwise;
 pub mod epilogue;
 pub mod ewise;
 pub mod gemm;

@@ -23,9 +23,31 @@ pub struct NormRows {
 }
 
 impl NormRows {
+    /// f32 RMSNormalization with one scale per column and no statistics: the fast row
+    /// kernel of `rows.rs` (f32 arithmetic, lane-wise sums) applies.
+    fn is_plain_f32_rms(&self) -> bool {
+        self.rms
+            && self.dt == DType::F32
+            && self.s_dt == DType::F32
+            && self.b_off.is_none()
+            && self.stats_dt.is_none()
+            && self.s_off.len() == self.cols
+            && self.s_off.iter().enumerate().all(|(i, &o)| i == o)
+    }
+
     /// # Safety
     /// `ins` = x, scale, bias?; `outs` = y, mean?, inv_std? sized by the geometry.
     pub unsafe fn run(&self, ins: &[*const u8], outs: &[*mut u8]) -> Result<(), String> {
+        if self.is_plain_f32_rms() {
+            let (x, s) = (
+                *ins.first().ok_or("missing x")?,
+                *ins.get(1).ok_or("missing scale")?,
+            );
+            let y = *outs.first().ok_or("missing y")?;
+            let eps = self.eps as f32;
+            super::rows::rms_norm(x as _, y as _, self.rows, self.cols, s as _, eps);
+            return Ok(());
+        }
         let x = SendPtr(*ins.first().ok_or("missing x")? as *mut u8);
         let s = SendPtr(*ins.get(1).ok_or("missing scale")? as *mut u8);
         let b = match &self.b_off {
@@ -126,6 +148,47 @@ impl BatchNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_rms_norm_matches_the_generic_path() {
+        // 3 rows of 37 columns (not a multiple of the 16 lanes); the generic path runs
+        // when the scale is addressed through offsets that are not the identity.
+        let (rows, cols) = (3, 37);
+        let x: Vec<f32> = (0..rows * cols)
+            .map(|i| ((i * 7) % 11) as f32 - 5.0)
+            .collect();
+        let s: Vec<f32> = (0..cols).map(|j| 0.5 + j as f32 / 10.0).collect();
+        let mk = |s_off: Vec<usize>| NormRows {
+            rms: true,
+            rows,
+            cols,
+            eps: 1e-5,
+            dt: DType::F32,
+            s_dt: DType::F32,
+            s_off,
+            b_off: None,
+            stats_dt: None,
+        };
+        let fast = mk((0..cols).collect());
+        // Same values through a one-longer scale buffer: not plain, so the f64 path runs.
+        let slow = mk((0..cols).map(|j| j + 1).collect());
+        let mut s_shift = vec![0f32];
+        s_shift.extend(&s);
+        assert!(fast.is_plain_f32_rms() && !slow.is_plain_f32_rms());
+        let (mut y1, mut y2) = (vec![0f32; rows * cols], vec![0f32; rows * cols]);
+        unsafe {
+            fast.run(&[x.as_ptr() as _, s.as_ptr() as _], &[y1.as_mut_ptr() as _])
+                .unwrap();
+            slow.run(
+                &[x.as_ptr() as _, s_shift.as_ptr() as _],
+                &[y2.as_mut_ptr() as _],
+            )
+            .unwrap();
+        }
+        for (a, b) in y1.iter().zip(&y2) {
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+        }
+    }
 
     #[test]
     fn layer_norm_with_stats() {

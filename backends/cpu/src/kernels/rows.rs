@@ -81,6 +81,17 @@ fn layer_norm_rows_impl(
     }
 }
 
+#[inline(always)]
+fn rms_norm_rows_impl(x: &[f32], y: &mut [f32], cols: usize, gamma: &[f32], eps: f32) {
+    for (xr, yr) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
+        let ms = row_sq_dev(xr, 0.0) / cols as f32;
+        let inv = 1.0 / (ms + eps).sqrt();
+        for j in 0..cols {
+            yr[j] = xr[j] * inv * gamma[j];
+        }
+    }
+}
+
 /// `e^x` for `x ≤ 0` region use (valid on all of f32; underflows to 0 below -87.3):
 /// Cephes' range reduction and degree-6 polynomial, branch-free so that it vectorizes.
 #[inline(always)]
@@ -95,7 +106,13 @@ pub fn exp_approx(x: f32) -> f32 {
     p = p * r + 1.666_666_5e-1;
     p = p * r + 0.5;
     let e = p * r * r + r + 1.0;
-    let bits = ((n as i32 + 127) as u32) << 23;
+    // 2^n from the bits of n + 1.5·2²³ (n is an integer in [-126, 128] here): no float →
+    // int conversion, which does not vectorize as well.
+    let bits = (n + 12_582_912.0)
+        .to_bits()
+        .wrapping_sub(0x4B40_0000)
+        .wrapping_add(127)
+        << 23;
     e * f32::from_bits(bits)
 }
 
@@ -106,7 +123,8 @@ fn softmax_rows_impl(x: &[f32], y: &mut [f32], cols: usize) {
         let mut chunks = xr.chunks_exact(L);
         for c in &mut chunks {
             for i in 0..L {
-                mx[i] = mx[i].max(c[i]);
+                // A plain compare (vmaxps): a NaN here still makes its row NaN below.
+                mx[i] = if c[i] > mx[i] { c[i] } else { mx[i] };
             }
         }
         let m = chunks.remainder().iter().fold(
@@ -158,6 +176,7 @@ macro_rules! multiversion {
 }
 
 multiversion!(layer_norm_rows, layer_norm_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, gamma: &[f32], beta: Option<&[f32]>, eps: f32));
+multiversion!(rms_norm_rows, rms_norm_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, gamma: &[f32], eps: f32));
 multiversion!(softmax_rows, softmax_rows_impl, (x: &[f32], y: &mut [f32], cols: usize));
 multiversion!(reduce_rows, reduce_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, scale: f32));
 
@@ -215,6 +234,28 @@ pub unsafe fn layer_norm(
     let b = (!beta.is_null()).then(|| std::slice::from_raw_parts(beta, cols));
     split_rows(x, y, rows, cols, cols, |xs, ys| {
         layer_norm_rows(xs, ys, cols, g, b, eps)
+    });
+}
+
+/// RMSNormalization of `rows × cols` with `gamma` of `cols` elements:
+/// `y = x / sqrt(mean(x²) + eps) · gamma`.
+///
+/// # Safety
+/// As [`split_rows`]; `gamma` addresses `cols` floats.
+pub unsafe fn rms_norm(
+    x: *const f32,
+    y: *mut f32,
+    rows: usize,
+    cols: usize,
+    gamma: *const f32,
+    eps: f32,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let g = std::slice::from_raw_parts(gamma, cols);
+    split_rows(x, y, rows, cols, cols, |xs, ys| {
+        rms_norm_rows(xs, ys, cols, g, eps)
     });
 }
 
@@ -296,6 +337,37 @@ mod tests {
         for (a, w) in y.iter().zip(want) {
             assert!((a - w).abs() < 1e-6, "{y:?}");
         }
+    }
+
+    #[test]
+    fn rms_norm_of_hand_checked_rows() {
+        // Row [3, 4]: mean square 12.5; row [0, 0] with eps 0.5: inv 1/sqrt(0.5), y = 0.
+        let x = [3f32, 4.0, 0.0, 0.0];
+        let mut y = [9f32; 4];
+        let g = [1f32, 2.0];
+        unsafe { rms_norm(x.as_ptr(), y.as_mut_ptr(), 2, 2, g.as_ptr(), 0.5) };
+        let inv = 1.0 / 13f32.sqrt();
+        let want = [3.0 * inv, 8.0 * inv, 0.0, 0.0];
+        for (a, w) in y.iter().zip(want) {
+            assert!((a - w).abs() < 1e-6, "{y:?}");
+        }
+    }
+
+    #[test]
+    fn exp_approx_over_its_whole_range() {
+        // Both ends of the clamp (2^n from -126 to 127) and points in between.
+        let mut x = -87.3f32;
+        while x <= 88.3 {
+            let (got, want) = (exp_approx(x) as f64, (x as f64).exp());
+            assert!(
+                (got - want).abs() <= 2e-7 * want,
+                "exp({x}) = {got}, want {want}"
+            );
+            x += 0.173;
+        }
+        assert!(exp_approx(f32::NEG_INFINITY) < 1e-37);
+        assert!(exp_approx(f32::NAN).is_nan());
+        assert_eq!(exp_approx(0.0), 1.0);
     }
 
     #[test]

@@ -6,9 +6,10 @@
 use super::ops_ext::ExtOp;
 use super::{unsupported, Lowerer};
 use crate::kernels::conv::{tap_table, ConvGeom, ConvTGeom, Dw2d};
+use crate::kernels::depthwise::ConvAct;
 use crate::kernels::index::{dense, strided_offsets, Reduce};
 use crate::kernels::pool::Pool;
-use whittle_ir::{AutoPad, DType, NodeId, Op, ReduceOp, Value, Window};
+use whittle_ir::{AutoPad, DType, NodeId, Op, ReduceOp, UnaryOp, Value, Window};
 use whittle_runtime::RuntimeError;
 
 /// Strides, dilations and explicit pads (begins then ends) of a window.
@@ -55,6 +56,84 @@ fn out_len(len: usize, pb: usize, pe: usize, span: usize, s: usize, ceil: bool) 
 }
 
 impl Lowerer<'_> {
+    /// The activation node that f32 Conv `conv` computes in its epilogue: the conv output's
+    /// only consumer, an f32 Relu / HardSwish / HardSigmoid / Clip (constant bounds) that
+    /// would otherwise be a kernel of its own (not inlined into a fused consumer).
+    pub(super) fn conv_epilogue(
+        &self,
+        conv: NodeId,
+    ) -> Result<Option<(NodeId, ConvAct)>, RuntimeError> {
+        let g = self.g;
+        if !matches!(g.node(conv).op, Op::Conv { .. }) {
+            return Ok(None);
+        }
+        let cv = Value::new(conv, 0);
+        let cons = g.consumers(cv);
+        if cons.len() != 1 || cons[0].1 != 0 || g.is_output(cv) || self.dtype(cv) != DType::F32 {
+            return Ok(None);
+        }
+        let a = cons[0].0;
+        let av = Value::new(a, 0);
+        let act = match g.node(a).op {
+            Op::Unary(UnaryOp::Relu) => ConvAct::Relu,
+            Op::Unary(UnaryOp::HardSwish) => ConvAct::HardSwish,
+            Op::HardSigmoid { alpha, beta } => ConvAct::HardSigmoid { alpha, beta },
+            Op::Clip => {
+                let bound = |p: usize| -> Option<Option<f32>> {
+                    match g.input(a, p) {
+                        None => Some(None),
+                        Some(v) => {
+                            let t = self.const_f32(v)?;
+                            if t.len() != 1 {
+                                return None;
+                            }
+                            t.as_slice::<f32>()?.first().map(|&x| Some(x))
+                        }
+                    }
+                };
+                match (bound(1), bound(2)) {
+                    (Some(lo), Some(hi)) => ConvAct::Clip {
+                        lo: lo.unwrap_or(f32::NEG_INFINITY),
+                        hi: hi.unwrap_or(f32::INFINITY),
+                    },
+                    _ => return Ok(None),
+                }
+            }
+            _ => return Ok(None),
+        };
+        if g.node(a).outputs.len() != 1 || self.dtype(av) != DType::F32 || !self.fusible(a)? {
+            return Ok(None);
+        }
+        // Not when the fusion inlines the activation into its consumer's kernel.
+        let acons = g.consumers(av);
+        if acons.len() == 1 && !g.is_output(av) {
+            let (c, port) = acons[0];
+            let reads_data = super::data_ports(&g.node(c).op, g.node(c).num_inputs).contains(&port);
+            if reads_data && self.fusible(c)? && self.numel(av) == self.numel(Value::new(c, 0)) {
+                return Ok(None);
+            }
+        }
+        Ok(Some((a, act)))
+    }
+
+    /// For an activation that its producing Conv already applied: its output shares the
+    /// conv's buffer. `Ok(false)` for any other node.
+    pub(super) fn conv_absorbed(&mut self, id: NodeId) -> Result<bool, RuntimeError> {
+        let Some(src) = self.g.input(id, 0) else {
+            return Ok(false);
+        };
+        if src.port != 0 || self.conv_epilogue(src.node)?.map(|(a, _)| a) != Some(id) {
+            return Ok(false);
+        }
+        match self.storage.get(&src).copied() {
+            Some(b @ crate::plan::Buf::Arena(_)) => {
+                self.storage.insert(Value::new(id, 0), b);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Lowers conv and pooling ops; `Ok(false)` for other ops.
     pub(super) fn host_conv(&mut self, id: NodeId) -> Result<bool, RuntimeError> {
         let g = self.g;
@@ -174,6 +253,7 @@ impl Lowerer<'_> {
                         ph: begin[0],
                         pw: begin[1],
                     }),
+                    act: self.conv_epilogue(id)?.map_or(ConvAct::None, |(_, a)| a),
                 };
                 let ukr = self.ukr;
                 self.push_ext_op(id, ExtOp::Conv { geom, ukr }, &ins, &[out])?;

@@ -1,0 +1,108 @@
+//! Object-file emission with `cranelift-object` (PIC ISA for the host): the model blob as a
+//! local read-only data symbol and the exported entry point
+//! `int32_t PREFIX_run(const void* const* inputs, void* const* outputs, void* workspace,
+//! size_t workspace_size)`, which returns `WORKSPACE_TOO_SMALL` when `workspace_size` is
+//! below the plan's arena size and otherwise tail-calls `whittle_rt_run`.
+
+use super::{status, RT_RUN_SYMBOL};
+use cranelift_codegen::ir::{condcodes::IntCC, types, AbiParam, Function, Signature};
+use cranelift_codegen::ir::{InstBuilder, UserFuncName};
+use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_module::{default_libcall_names, DataDescription, Linkage, Module};
+use cranelift_object::{ObjectBuilder, ObjectModule};
+
+/// The host ISA with position-independent code (objects get linked into PIE programs).
+pub fn pic_isa() -> Result<OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    for (k, v) in [("opt_level", "speed"), ("is_pic", "true")] {
+        flags
+            .set(k, v)
+            .map_err(|e| format!("cranelift setting {k}={v}: {e}"))?;
+    }
+    cranelift_native::builder()
+        .map_err(|e| format!("host ISA: {e}"))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| format!("host ISA: {e}"))
+}
+
+/// Emits the object for model `name` with blob `model` and minimum workspace `workspace`.
+pub fn emit(name: &str, model: &[u8], workspace: usize) -> Result<Vec<u8>, String> {
+    let isa = pic_isa()?;
+    let builder = ObjectBuilder::new(isa, format!("{name}.o"), default_libcall_names())
+        .map_err(|e| format!("object builder: {e}"))?;
+    let mut module = ObjectModule::new(builder);
+    let ptr = module.target_config().pointer_type();
+    let cc = CallConv::triple_default(module.isa().triple());
+
+    // The model blob, read-only, 16-byte aligned.
+    let blob = module
+        .declare_data(&format!("{name}_model_blob"), Linkage::Local, false, false)
+        .map_err(|e| format!("declare blob: {e}"))?;
+    let mut desc = DataDescription::new();
+    desc.define(model.to_vec().into_boxed_slice());
+    desc.set_align(16);
+    module
+        .define_data(blob, &desc)
+        .map_err(|e| format!("define blob: {e}"))?;
+
+    // int32_t whittle_rt_run(const uint8_t* blob, size_t blob_len, const void* const* inputs,
+    //                        void* const* outputs, void* workspace, size_t workspace_size)
+    let mut rt_sig = Signature::new(cc);
+    rt_sig.params.extend([AbiParam::new(ptr); 6]);
+    rt_sig.returns.push(AbiParam::new(types::I32));
+    let rt_run = module
+        .declare_function(RT_RUN_SYMBOL, Linkage::Import, &rt_sig)
+        .map_err(|e| format!("declare {RT_RUN_SYMBOL}: {e}"))?;
+
+    let mut sig = Signature::new(cc);
+    sig.params.extend([AbiParam::new(ptr); 4]);
+    sig.returns.push(AbiParam::new(types::I32));
+    let entry_name = format!("{name}_run");
+    let entry = module
+        .declare_function(&entry_name, Linkage::Export, &sig)
+        .map_err(|e| format!("declare {entry_name}: {e}"))?;
+
+    let mut ctx = Context::new();
+    ctx.func = Function::with_name_signature(UserFuncName::user(0, entry.as_u32()), sig);
+    let mut fctx = FunctionBuilderContext::new();
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let start = b.create_block();
+        let small = b.create_block();
+        let call = b.create_block();
+        b.append_block_params_for_function_params(start);
+        b.switch_to_block(start);
+        let p = b.block_params(start).to_vec();
+        let (inputs, outputs, ws, ws_size) = (p[0], p[1], p[2], p[3]);
+        let need = b.ins().iconst(ptr, workspace as i64);
+        let too_small = b.ins().icmp(IntCC::UnsignedLessThan, ws_size, need);
+        b.ins().brif(too_small, small, &[], call, &[]);
+
+        b.switch_to_block(small);
+        let code = b
+            .ins()
+            .iconst(types::I32, i64::from(status::WORKSPACE_TOO_SMALL));
+        b.ins().return_(&[code]);
+
+        b.switch_to_block(call);
+        let gv = module.declare_data_in_func(blob, b.func);
+        let blob_ptr = b.ins().symbol_value(ptr, gv);
+        let blob_len = b.ins().iconst(ptr, model.len() as i64);
+        let fref = module.declare_func_in_func(rt_run, b.func);
+        let inst = b
+            .ins()
+            .call(fref, &[blob_ptr, blob_len, inputs, outputs, ws, ws_size]);
+        let ret = b.inst_results(inst)[0];
+        b.ins().return_(&[ret]);
+        b.seal_all_blocks();
+        b.finalize(module.isa().frontend_config());
+    }
+    module
+        .define_function(entry, &mut ctx)
+        .map_err(|e| format!("define {entry_name}: {e:?}"))?;
+    let product = module.finish();
+    product.emit().map_err(|e| format!("emit object: {e}"))
+}

@@ -1,0 +1,201 @@
+//! Drives `examples/c/main.c` end to end: compiles a small MLP ahead of time
+//! (`whittle_cpu::aot::compile`, what `whittle compile` calls), links the C program with
+//! `cc` against the object and `libwhittle_rt.a`, runs it, compares its output with
+//! `ir::eval` (relative L2 ≤ 1e-5), and checks with `ldd` that the program needs nothing
+//! beyond libc, libm, libpthread, libdl and the loader.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use whittle_cpu::aot::{compile, AotOptions};
+use whittle_ir::{BinaryOp, DType, Dim, Graph, Op, Tensor, TensorType, UnaryOp, Value, ValueInfo};
+
+/// Deterministic weights in [-0.5, 0.5).
+fn weights(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        })
+        .collect()
+}
+
+/// `softmax(relu(x·W1 + b1)·W2 + b2)` with `x: f32[batch, 16]`, hidden 32, 8 classes.
+fn mlp() -> Graph {
+    let mut g = Graph::new("mlp");
+    let batch = Dim::Sym("batch".into());
+    let x = g.add_input(
+        "x",
+        TensorType::new(DType::F32, vec![batch.clone(), Dim::Known(16)]),
+    );
+    let w1 = g.add_const("W1", Tensor::from_vec(vec![16, 32], weights(512, 1)));
+    let b1 = g.add_const("b1", Tensor::from_vec(vec![32], weights(32, 2)));
+    let w2 = g.add_const("W2", Tensor::from_vec(vec![32, 8], weights(256, 3)));
+    let b2 = g.add_const("b2", Tensor::from_vec(vec![8], weights(8, 4)));
+    let node = |g: &mut Graph, op: Op, name: &str, ins: &[Value], cols: usize| {
+        let ins: Vec<Option<Value>> = ins.iter().copied().map(Some).collect();
+        let ty = TensorType::new(DType::F32, vec![batch.clone(), Dim::Known(cols)]);
+        let out = ValueInfo {
+            name: name.into(),
+            ty,
+        };
+        Value::new(g.add_node(op, name, &ins, vec![out]), 0)
+    };
+    let h = node(&mut g, Op::MatMul, "h", &[x, w1], 32);
+    let h = node(&mut g, Op::Binary(BinaryOp::Add), "hb", &[h, b1], 32);
+    let h = node(&mut g, Op::Unary(UnaryOp::Relu), "hr", &[h], 32);
+    let y = node(&mut g, Op::MatMul, "y", &[h, w2], 8);
+    let y = node(&mut g, Op::Binary(BinaryOp::Add), "yb", &[y, b2], 8);
+    let p = node(
+        &mut g,
+        Op::Softmax {
+            axis: -1,
+            coerce_2d: false,
+        },
+        "probs",
+        &[y],
+        8,
+    );
+    g.add_output(p, "probs");
+    g
+}
+
+/// `libwhittle_rt.a`, built with this crate (newest of `deps/` and the profile directory).
+fn static_lib() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let deps = exe.parent().expect("test binary has a directory");
+    let candidates = [
+        deps.to_path_buf(),
+        deps.parent().unwrap_or(deps).to_path_buf(),
+    ];
+    candidates
+        .iter()
+        .map(|d| d.join("libwhittle_rt.a"))
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .max()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| panic!("libwhittle_rt.a not found in {candidates:?}"))
+}
+
+fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
+    let (mut d, mut n) = (0f64, 0f64);
+    for (&a, &b) in got.iter().zip(want) {
+        d += (f64::from(a) - f64::from(b)).powi(2);
+        n += f64::from(b).powi(2);
+    }
+    (d / n.max(1e-30)).sqrt()
+}
+
+#[test]
+fn c_example_matches_the_reference_evaluator() {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let dir = std::env::temp_dir().join(format!("whittle-aot-c-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let g = mlp();
+    let opts = AotOptions {
+        name: "model".into(),
+        input_shapes: vec![("x".into(), vec![4, 16])],
+    };
+    let art = compile(&g, &opts).expect("AOT compile");
+    assert_eq!(art.inputs[0].shape, vec![4, 16]);
+    assert_eq!(art.outputs[0].shape, vec![4, 8]);
+    std::fs::write(dir.join("model.o"), &art.object).unwrap();
+    std::fs::write(dir.join("model.h"), &art.header).unwrap();
+    assert!(art.header.contains("#define MODEL_WORKSPACE_SIZE"));
+    assert!(art
+        .header
+        .contains(&format!("0x{:016x}ULL", art.model_hash)));
+
+    let x = Tensor::from_vec(vec![4, 16], weights(64, 9));
+    std::fs::write(dir.join("in.bin"), x.to_le_bytes()).unwrap();
+    let want = whittle_ir::eval::run(&g, &[("x", x)]).expect("reference runs");
+    let want: Vec<f32> = want[0].1.as_slice::<f32>().expect("f32 output").to_vec();
+
+    let lib = static_lib();
+    let app = dir.join("app");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
+        .arg(&dir)
+        .arg(manifest.join("../examples/c/main.c"))
+        .arg(dir.join("model.o"))
+        .arg("-L")
+        .arg(lib.parent().unwrap())
+        .args([
+            "-lwhittle_rt",
+            "-lm",
+            "-lpthread",
+            "-ldl",
+            "-static-libgcc",
+            "-o",
+        ])
+        .arg(&app)
+        .output()
+        .expect("run the C compiler");
+    assert!(
+        out.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&app)
+        .arg(dir.join("in.bin"))
+        .arg(dir.join("out.bin"))
+        .arg("50")
+        .output()
+        .expect("run the example");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    println!("{stdout}");
+    assert!(
+        run.status.success(),
+        "example failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bytes = std::fs::read(dir.join("out.bin")).unwrap();
+    let got: Vec<f32> = bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(got.len(), want.len());
+    let err = rel_l2(&got, &want);
+    println!("AOT vs ir::eval: rel L2 {err:.3e}");
+    assert!(err <= 1e-5, "rel L2 {err}");
+
+    // The same model through the in-process JIT, timed like the C program times PREFIX_run.
+    let mut spec = g.clone();
+    whittle_ir::infer::specialize(&mut spec, &[("x", vec![4, 16])]).expect("specialize");
+    let exe = whittle_cpu::CpuExecutable::compile(&spec).expect("JIT compile");
+    let x = Tensor::from_vec(vec![4, 16], weights(64, 9));
+    let mut times: Vec<f64> = (0..50)
+        .map(|_| {
+            let t0 = std::time::Instant::now();
+            whittle_runtime::Executable::run(&exe, &[("x", x.clone())]).expect("JIT run");
+            t0.elapsed().as_secs_f64() * 1e6
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    println!("JIT (Rust API) latency_us p50 {:.1}", times[25]);
+
+    let ldd = Command::new("ldd").arg(&app).output().expect("ldd");
+    let text = String::from_utf8_lossy(&ldd.stdout);
+    println!("ldd:\n{text}");
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let lib = line.split_whitespace().next().unwrap_or("");
+        let ok = [
+            "linux-vdso",
+            "libc.so",
+            "libm.so",
+            "libpthread.so",
+            "libdl.so",
+            "ld-linux",
+            "/lib64/ld-linux",
+        ]
+        .iter()
+        .any(|k| lib.contains(k));
+        assert!(ok, "unexpected dynamic dependency: {line}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,103 @@
+//! `whittle compile`: ahead-of-time compilation of a model into a relocatable object file
+//! plus a C header (`whittle_cpu::aot`), and the command line that links it.
+
+use super::{parse_shapes, pipeline, CliResult};
+use std::path::{Path, PathBuf};
+use whittle::cpu::aot::{self, AotOptions};
+use whittle::passes::PassContext;
+
+/// What `compile` was asked to do.
+pub struct CompileArgs<'a> {
+    pub model: &'a Path,
+    pub output: &'a Path,
+    pub header: Option<&'a Path>,
+    pub name: Option<&'a str>,
+    pub shapes: &'a [String],
+    pub passes: &'a str,
+}
+
+/// The symbol prefix derived from a file name: non-identifier characters become `_`.
+fn default_name(output: &Path) -> String {
+    let stem = output
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// Where `libwhittle_rt.a` is expected: next to the running `whittle` binary (cargo puts
+/// both in `target/<profile>/`).
+fn runtime_dir() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()?
+        .parent()
+        .map(Path::to_path_buf)
+}
+
+pub fn run(a: CompileArgs) -> CliResult {
+    let shapes = parse_shapes(a.shapes)?;
+    let mut m = whittle::frontend::load_model(a.model).map_err(|e| e.to_string())?;
+    let mut cx = PassContext {
+        verify: true,
+        input_shapes: shapes.clone(),
+        ..Default::default()
+    };
+    pipeline(a.passes)?
+        .run(&mut m.graph, &mut cx)
+        .map_err(|e| e.to_string())?;
+    let name = a
+        .name
+        .map_or_else(|| default_name(a.output), str::to_string);
+    let opts = AotOptions {
+        name: name.clone(),
+        input_shapes: shapes,
+    };
+    let art = aot::compile(&m.graph, &opts).map_err(|e| e.to_string())?;
+    let header = a
+        .header
+        .map_or_else(|| a.output.with_extension("h"), Path::to_path_buf);
+    std::fs::write(a.output, &art.object)
+        .map_err(|e| format!("cannot write {}: {e}", a.output.display()))?;
+    std::fs::write(&header, &art.header)
+        .map_err(|e| format!("cannot write {}: {e}", header.display()))?;
+    println!(
+        "wrote {} and {}: entry {name}_run, {} input(s), {} output(s), workspace {} bytes, model hash {:016x}",
+        a.output.display(),
+        header.display(),
+        art.inputs.len(),
+        art.outputs.len(),
+        art.workspace_bytes,
+        art.model_hash
+    );
+    let dir = runtime_dir().map_or_else(|| "<dir>".into(), |d| d.display().to_string());
+    println!(
+        "link: cc app.c {} -L{dir} -lwhittle_rt -lm -lpthread -ldl -static-libgcc",
+        a.output.display()
+    );
+    if !runtime_dir().is_some_and(|d| d.join("libwhittle_rt.a").exists()) {
+        println!(
+            "(libwhittle_rt.a is not in {dir} yet: build it with `cargo build -p whittle-rt`)"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_name;
+    use std::path::Path;
+
+    #[test]
+    fn names_come_from_the_output_file() {
+        assert_eq!(default_name(Path::new("out/model.o")), "model");
+        assert_eq!(default_name(Path::new("my-net.v2.o")), "my_net_v2");
+        assert_eq!(default_name(Path::new("3d.o")), "_3d");
+    }
+}
