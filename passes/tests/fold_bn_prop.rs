@@ -191,3 +191,70 @@ proptest! {
         prop_assert!(err <= 1e-5, "relative error {} for {:?}", err, n);
     }
 }
+
+/// PASSES.md §2 test 1: Conv → BN folded into the preceding plain Conv, depthwise Conv and
+/// ConvTranspose keeps f32 outputs within 1e-6 relative (max-abs over max |output|).
+#[test]
+fn conv_bn_fold_is_within_1e6() {
+    let base = Net {
+        cin: 3,
+        groups: 1,
+        per_group_out: 4,
+        k: 3,
+        pad: 1,
+        stride: 1,
+        transpose: false,
+        depthwise: false,
+        following: false,
+        seed: 42,
+    };
+    let cases = [
+        base.clone(),
+        Net {
+            depthwise: true,
+            seed: 43,
+            ..base.clone()
+        },
+        Net {
+            transpose: true,
+            stride: 2,
+            seed: 44,
+            ..base
+        },
+    ];
+    for n in cases {
+        let g = build(&n);
+        let mut h = g.clone();
+        Pipeline::parse("fold-bn,dce")
+            .unwrap()
+            .run(
+                &mut h,
+                &mut PassContext {
+                    verify: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        assert!(!h
+            .node_ids()
+            .any(|i| matches!(h.node(i).op, Op::BatchNormalization { .. })));
+        let cin = g.input_type(0).concrete_shape().unwrap();
+        let count: usize = cin.iter().product();
+        let xs: Vec<f64> = (0..count)
+            .map(|i| ((i * 7919 % 113) as f64 / 56.0) - 1.0)
+            .collect();
+        let x = Tensor::from_f64(whittle_ir::DType::F32, cin, &xs);
+        let want = run(&g, &[("x", x.clone())]).unwrap();
+        let got = run(&h, &[("x", x)]).unwrap();
+        let (a, b) = (want[0].1.to_f64_vec(), got[0].1.to_f64_vec());
+        let scale = a.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+        let err = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0, f64::max)
+            / scale;
+        assert!(err <= 1e-6, "relative error {err:e} for {n:?}");
+        eprintln!("{n:?}: relative error {err:e}");
+    }
+}
