@@ -64,21 +64,33 @@ fn mlp() -> Graph {
     g
 }
 
-/// `libwhittle_rt.a`, built with this crate (newest of `deps/` and the profile directory).
+/// `libwhittle_rt.a`, built with this crate: the newest of `deps/libwhittle_rt-HASH.a`
+/// (what `cargo test` writes) and `<profile>/libwhittle_rt.a` (what `cargo build` writes).
 fn static_lib() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     let deps = exe.parent().expect("test binary has a directory");
-    let candidates = [
-        deps.to_path_buf(),
-        deps.parent().unwrap_or(deps).to_path_buf(),
-    ];
+    let profile = deps.parent().unwrap_or(deps);
+    let mut candidates = vec![profile.join("libwhittle_rt.a")];
+    if let Ok(entries) = std::fs::read_dir(deps) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("libwhittle_rt") && name.ends_with(".a") {
+                candidates.push(e.path());
+            }
+        }
+    }
     candidates
         .iter()
-        .map(|d| d.join("libwhittle_rt.a"))
-        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p)))
+        .filter_map(|p| Some((p.metadata().ok()?.modified().ok()?, p.clone())))
         .max()
         .map(|(_, p)| p)
-        .unwrap_or_else(|| panic!("libwhittle_rt.a not found in {candidates:?}"))
+        .unwrap_or_else(|| {
+            panic!(
+                "libwhittle_rt.a not found in {} or {}",
+                deps.display(),
+                profile.display()
+            )
+        })
 }
 
 fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
@@ -123,16 +135,9 @@ fn c_example_matches_the_reference_evaluator() {
         .arg(&dir)
         .arg(manifest.join("../examples/c/main.c"))
         .arg(dir.join("model.o"))
-        .arg("-L")
-        .arg(lib.parent().unwrap())
-        .args([
-            "-lwhittle_rt",
-            "-lm",
-            "-lpthread",
-            "-ldl",
-            "-static-libgcc",
-            "-o",
-        ])
+        // The archive by path: under deps/ cargo names it libwhittle_rt-HASH.a.
+        .arg(&lib)
+        .args(["-lm", "-lpthread", "-ldl", "-static-libgcc", "-o"])
         .arg(&app)
         .output()
         .expect("run the C compiler");
