@@ -4,85 +4,12 @@
 //! idempotent, erf-GELU stays erf-GELU, and attention with padding and causal masks of
 //! lengths around 80 and head sizes 64 and 128 is fused and exact.
 
+mod common;
+
+use common::*;
 use std::path::Path;
-use whittle_ir::eval::run;
 use whittle_ir::text::{parse_graph, print_graph};
-use whittle_ir::{Graph, Op, Tensor};
-use whittle_passes::{PassContext, Pipeline};
-
-/// Deterministic uniform values in [-2, 2).
-fn random(n: usize, seed: &mut u64) -> Vec<f64> {
-    (0..n)
-        .map(|_| {
-            *seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
-        })
-        .collect()
-}
-
-fn inputs(g: &Graph, seed: &mut u64) -> Vec<(String, Tensor)> {
-    (0..g.inputs().len())
-        .map(|i| {
-            let ty = g.input_type(i);
-            let shape: Vec<usize> = ty
-                .shape
-                .as_ref()
-                .unwrap()
-                .iter()
-                .map(|d| d.known().unwrap_or(3))
-                .collect();
-            let v = random(shape.iter().product(), seed);
-            (
-                g.input_name(i).to_string(),
-                Tensor::from_f64(ty.dtype, shape, &v),
-            )
-        })
-        .collect()
-}
-
-fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.shape(), b.shape());
-    let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
-    let scale = a.iter().fold(1e-30f64, |m, x| m.max(x.abs()));
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
-        / scale
-}
-
-fn apply(g: &Graph, passes: &str) -> Graph {
-    let mut h = g.clone();
-    Pipeline::parse(passes)
-        .unwrap()
-        .run(
-            &mut h,
-            &mut PassContext {
-                verify: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    h
-}
-
-/// Largest relative output error between `g` and `h` over two random inputs.
-fn max_err(g: &Graph, h: &Graph) -> f64 {
-    let mut seed = 7;
-    let mut worst = 0.0f64;
-    for _ in 0..2 {
-        let ins = inputs(g, &mut seed);
-        let refs: Vec<(&str, Tensor)> = ins.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-        let want = run(g, &refs).unwrap();
-        let got = run(h, &refs).unwrap();
-        for ((_, w), (_, o)) in want.iter().zip(&got) {
-            worst = worst.max(rel_err(w, o));
-        }
-    }
-    worst
-}
+use whittle_ir::{Graph, Op};
 
 fn count(g: &Graph, pred: impl Fn(&Op) -> bool) -> usize {
     g.node_ids().filter(|&id| pred(&g.node(id).op)).count()
@@ -111,7 +38,7 @@ fn filetests_keep_outputs_and_are_idempotent() {
                 .to_string();
             let g = parse_graph(head).unwrap();
             let h = apply(&g, &passes);
-            let err = max_err(&g, &h);
+            let err = max_err(&g, &h, 7, 2);
             assert!(err <= 1e-5, "{}: relative error {err:e}", f.display());
             let (before, after) = (print_graph(&g).unwrap(), print_graph(&h).unwrap());
             if f.to_string_lossy().ends_with("_declined.wir") {
@@ -213,7 +140,7 @@ fn attention_with_masks_lengths_and_head_sizes() {
         let fused = apply(&g, "fuse-attention");
         assert_eq!(count(&fused, |op| matches!(op, Op::Attention { .. })), 1);
         assert_eq!(count(&fused, |op| matches!(op, Op::Softmax { .. })), 0);
-        let err = max_err(&g, &fused);
+        let err = max_err(&g, &fused, 7, 2);
         assert!(err <= 1e-5, "b{b} s{s} h{h} d{d}: relative error {err:e}");
     }
 }

@@ -3,84 +3,18 @@
 //! `ir::eval` compares the graph before and after on random inputs (f32: ≤ 1e-5 relative).
 //! Files named `*_declined.wir` must come back byte-identical.
 
+mod common;
+
+use common::*;
 use std::path::Path;
-use whittle_ir::eval::run;
 use whittle_ir::text::{parse_graph, print_graph};
-use whittle_ir::{DType, Graph, Tensor};
+use whittle_ir::{DType, Graph};
 use whittle_passes::{PassContext, Pipeline};
-
-/// Deterministic uniform values in [-2, 2).
-fn random(n: usize, seed: &mut u64) -> Vec<f64> {
-    (0..n)
-        .map(|_| {
-            *seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((*seed >> 11) as f64 / (1u64 << 53) as f64) * 4.0 - 2.0
-        })
-        .collect()
-}
-
-fn inputs(g: &Graph, seed: &mut u64) -> Vec<(String, Tensor)> {
-    (0..g.inputs().len())
-        .map(|i| {
-            let ty = g.input_type(i);
-            let shape: Vec<usize> = ty
-                .shape
-                .as_ref()
-                .unwrap()
-                .iter()
-                .map(|d| d.known().unwrap_or(3))
-                .collect();
-            let n = shape.iter().product();
-            let mut v = random(n, seed);
-            if g.input_name(i) == "m" {
-                v.iter_mut().for_each(|x| *x = x.abs());
-            }
-            (
-                g.input_name(i).to_string(),
-                Tensor::from_f64(ty.dtype, shape, &v),
-            )
-        })
-        .collect()
-}
-
-/// Largest |a − b| over the largest |a|.
-fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
-    assert_eq!(a.shape(), b.shape());
-    let (a, b) = (a.to_f64_vec(), b.to_f64_vec());
-    let scale = a.iter().fold(1e-30f64, |m, x| m.max(x.abs()));
-    a.iter()
-        .zip(&b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
-        / scale
-}
 
 /// Runs `passes` on `g` and returns the largest output error over a few random inputs.
 pub fn check_equivalent(g: &Graph, passes: &str) -> (Graph, f64) {
-    let mut h = g.clone();
-    Pipeline::parse(passes)
-        .unwrap()
-        .run(
-            &mut h,
-            &mut PassContext {
-                verify: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    let mut seed = 42;
-    let mut worst = 0.0f64;
-    for _ in 0..3 {
-        let ins = inputs(g, &mut seed);
-        let refs: Vec<(&str, Tensor)> = ins.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
-        let want = run(g, &refs).unwrap();
-        let got = run(&h, &refs).unwrap();
-        for ((_, w), (_, o)) in want.iter().zip(&got) {
-            worst = worst.max(rel_err(w, o));
-        }
-    }
+    let h = apply(g, passes);
+    let worst = max_err(g, &h, 42, 3);
     (h, worst)
 }
 
