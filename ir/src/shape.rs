@@ -65,6 +65,19 @@ impl TensorType {
         self.shape.as_ref().map(|s| s.len())
     }
 
+    /// Whether a concrete tensor agrees with this type: same dtype, and same rank and sizes
+    /// wherever a dimension is known.
+    pub fn admits(&self, t: &crate::Tensor) -> bool {
+        self.dtype == t.dtype()
+            && self.shape.as_ref().is_none_or(|dims| {
+                dims.len() == t.rank()
+                    && dims
+                        .iter()
+                        .zip(t.shape())
+                        .all(|(d, &n)| d.known().is_none_or(|k| k == n))
+            })
+    }
+
     /// The concrete shape, if every dimension is known.
     pub fn concrete_shape(&self) -> Option<Vec<usize>> {
         self.shape.as_ref()?.iter().map(Dim::known).collect()

@@ -19,7 +19,7 @@
 
 use crate::rewrite::{remove_dead_from, Namer};
 use crate::{Changed, PassContext};
-use whittle_ir::{eval::eval_op, Graph, IrError, NodeId, Op, Tensor, TensorType, Value};
+use whittle_ir::{Graph, IrError, NodeId, Op, Tensor, Value};
 
 /// Largest output (in elements) of a fold that makes more data than it reads.
 pub const GROW_MAX_ELEMENTS: usize = 1 << 20;
@@ -76,33 +76,7 @@ fn try_fold(g: &Graph, id: NodeId) -> Option<Vec<Tensor>> {
         }
     }
     // An evaluator error (bad values, op not supported) just means "no fold".
-    let outs = eval_op(&node.op, &args, node.outputs.len()).ok()?;
-    if outs.len() < node.outputs.len() {
-        return None;
-    }
-    for (t, vi) in outs.iter().zip(&node.outputs) {
-        if t.len() > limit || !fits(&vi.ty, t) {
-            return None;
-        }
-    }
-    Some(outs)
-}
-
-/// Whether a tensor agrees with a value's static type.
-fn fits(ty: &TensorType, t: &Tensor) -> bool {
-    if ty.dtype != t.dtype() {
-        return false;
-    }
-    match &ty.shape {
-        None => true,
-        Some(dims) => {
-            dims.len() == t.rank()
-                && dims
-                    .iter()
-                    .zip(t.shape())
-                    .all(|(d, &n)| d.known().is_none_or(|k| k == n))
-        }
-    }
+    whittle_ir::infer::eval_fold(node, &args, limit)
 }
 
 /// Replaces each used output of `id` by a constant that takes over the value's name, then

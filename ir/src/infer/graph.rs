@@ -291,7 +291,7 @@ fn try_fold(g: &Graph, id: NodeId) -> Option<Vec<Tensor>> {
             let shape = input_ty(0)?.concrete_shape()?;
             vec![Tensor::scalar(shape.iter().product::<usize>() as i64)]
         }
-        op => {
+        _ => {
             let connected: Vec<Value> = ins.iter().flatten().copied().collect();
             if connected.is_empty() {
                 return None;
@@ -320,36 +320,34 @@ fn try_fold(g: &Graph, id: NodeId) -> Option<Vec<Tensor>> {
             {
                 return None;
             }
-            // An evaluator error (op not implemented yet, bad values) just means "no fold".
-            crate::eval::eval_op(op, &args, node.outputs.len()).ok()?
+            return eval_fold(node, &args, FOLD_MAX_ELEMENTS);
         }
     };
+    check_fold(node, outs, FOLD_MAX_ELEMENTS)
+}
+
+/// Evaluates `node` on constant `args` for folding: `None` when the evaluator fails (op not
+/// implemented, bad values) or an output has more than `limit` elements or disagrees with
+/// the node's declared type. Shared by `specialize` and the const-fold pass.
+pub fn eval_fold(
+    node: &crate::Node,
+    args: &[Option<&Tensor>],
+    limit: usize,
+) -> Option<Vec<Tensor>> {
+    let outs = crate::eval::eval_op(&node.op, args, node.outputs.len()).ok()?;
+    check_fold(node, outs, limit)
+}
+
+fn check_fold(node: &crate::Node, outs: Vec<Tensor>, limit: usize) -> Option<Vec<Tensor>> {
     if outs.len() < node.outputs.len() {
         return None;
     }
     for (t, vi) in outs.iter().zip(&node.outputs) {
-        if t.len() > FOLD_MAX_ELEMENTS || !fits(&vi.ty, t) {
+        if t.len() > limit || !vi.ty.admits(t) {
             return None;
         }
     }
     Some(outs)
-}
-
-/// Whether a tensor agrees with a value's static type.
-fn fits(ty: &TensorType, t: &Tensor) -> bool {
-    if ty.dtype != t.dtype() {
-        return false;
-    }
-    match &ty.shape {
-        None => true,
-        Some(dims) => {
-            dims.len() == t.rank()
-                && dims
-                    .iter()
-                    .zip(t.shape())
-                    .all(|(d, &n)| d.known().is_none_or(|k| k == n))
-        }
-    }
 }
 
 /// Replaces every output of `id` by a constant node (named like the value) and removes `id`.

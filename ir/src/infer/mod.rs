@@ -20,7 +20,9 @@ mod window;
 
 pub use dims::{broadcast_dim, broadcast_shapes, is_fresh, SymGen, FRESH_PREFIX};
 pub(crate) use graph::input_info;
-pub use graph::{infer_graph, merge_types, remove_dead_nodes, specialize, FOLD_MAX_ELEMENTS};
+pub use graph::{
+    eval_fold, infer_graph, merge_types, remove_dead_nodes, specialize, FOLD_MAX_ELEMENTS,
+};
 pub use movement::slice_len;
 
 use crate::{BinaryOp, DType, Dim, Op, Tensor, TensorType};
