@@ -43,6 +43,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import tarfile
 import tempfile
 import time
@@ -72,14 +73,30 @@ def sanitize(name: str) -> str:
 
 # --------------------------------------------------------------------------- downloads
 
+def run_with_retries(cmd: list, what: str, cwd: str | None = None, tries: int = 4) -> None:
+    """Run a download command, retrying with back-off: registry downloads of 80-90 MB wheels
+    fail now and then on a read timeout, and one flaky read must not fail CI."""
+    for attempt in range(1, tries + 1):
+        proc = subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode == 0:
+            return
+        tail = "\n".join(proc.stdout.strip().splitlines()[-6:])
+        free = shutil.disk_usage(cwd or ".").free / 2**30
+        log(f"{what}: attempt {attempt}/{tries} failed (exit {proc.returncode}, {free:.1f} GiB free):\n{tail}")
+        if attempt < tries:
+            time.sleep(5 * attempt)
+    raise RuntimeError(f"{what} failed {tries} times; see the messages above")
+
+
 def pip_wheel(dl: str, pkg: str, version: str) -> str:
     """Download a wheel (no deps) into dl unless already there; returns its path."""
     stem = f"{pkg.replace('-', '_')}-{version}-"
     found = [f for f in os.listdir(dl) if f.startswith(stem) and f.endswith(".whl")]
     if not found:
         log(f"pip download {pkg}=={version}")
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q",
-                        "--disable-pip-version-check", "-d", dl, f"{pkg}=={version}"], check=True)
+        run_with_retries([sys.executable, "-m", "pip", "download", "--no-deps", "--progress-bar", "off",
+                          "--disable-pip-version-check", "--timeout", "60", "--retries", "8",
+                          "-d", dl, f"{pkg}=={version}"], f"pip download {pkg}=={version}")
         found = [f for f in os.listdir(dl) if f.startswith(stem) and f.endswith(".whl")]
     return os.path.join(dl, found[0])
 
@@ -89,7 +106,8 @@ def npm_tarball(dl: str, pkg: str, version: str) -> str:
     path = os.path.join(dl, name)
     if not os.path.exists(path):
         log(f"npm pack {pkg}@{version}")
-        subprocess.run(["npm", "pack", "-q", f"{pkg}@{version}"], cwd=dl, check=True, stdout=subprocess.DEVNULL)
+        run_with_retries(["npm", "pack", "-q", "--fetch-retries", "5", f"{pkg}@{version}"],
+                         f"npm pack {pkg}@{version}", cwd=dl)
     return path
 
 

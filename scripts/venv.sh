@@ -23,8 +23,21 @@ if [[ ! -x "$venv/bin/python" ]]; then
 fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-if ! "$venv/bin/python" -m pip install --disable-pip-version-check -q -r "$req" >"$log" 2>&1; then
-    cat "$log" >&2
+# Registry downloads (onnxruntime and numpy wheels are tens of MB) can time out; retry
+# the whole install a few times before calling it a failure, and say how much disk is
+# left when it fails (a full disk also looks like a pip crash).
+ok=0
+for attempt in 1 2 3 4; do
+    if "$venv/bin/python" -m pip install --disable-pip-version-check --progress-bar off \
+        --timeout 60 --retries 8 -q -r "$req" >"$log" 2>&1; then
+        ok=1
+        break
+    fi
+    echo "venv.sh: pip install attempt $attempt/4 failed ($(df -h "$root" | awk 'NR==2 {print $4}') free):" >&2
+    tail -n 8 "$log" >&2
+    sleep $((5 * attempt))
+done
+if [[ "$ok" != 1 ]]; then
     echo "venv.sh: pip install failed" >&2
     exit 1
 fi
