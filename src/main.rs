@@ -50,7 +50,7 @@ enum Command {
         #[arg(long, short = 'o', value_name = "DIR")]
         output_dir: PathBuf,
         /// Which backend runs the model.
-        #[arg(long, default_value = "reference", value_name = "NAME")]
+        #[arg(long, default_value = "cpu", value_name = "NAME")]
         backend: String,
         /// Worker threads for backends that use them (0 = one per core).
         #[arg(long, default_value_t = 0)]
@@ -97,7 +97,7 @@ enum Command {
         #[arg(long = "input-shape", value_name = "NAME=AxB")]
         shapes: Vec<String>,
         /// Which backend runs the model.
-        #[arg(long, default_value = "reference", value_name = "NAME")]
+        #[arg(long, default_value = "cpu", value_name = "NAME")]
         backend: String,
         /// Worker threads for backends that use them (0 = one per core).
         #[arg(long, default_value_t = 0)]

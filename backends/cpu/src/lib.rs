@@ -23,7 +23,7 @@ use exec::Plan;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use whittle_ir::{DType, Graph, Tensor};
+use whittle_ir::{DType, Graph, Tensor, TensorType};
 use whittle_runtime::{Backend, Executable, RuntimeError};
 
 /// The Cranelift CPU backend (`--backend cpu`). `threads == 0` means one per available core.
@@ -97,8 +97,8 @@ type Signature = (Vec<(DType, Vec<usize>)>, Vec<Vec<u8>>);
 pub struct CpuExecutable {
     /// `None` once the only possible plan is compiled (fixed input shapes).
     graph: Option<Graph>,
-    /// Input names and dtypes, in graph order.
-    input_specs: Vec<(String, DType)>,
+    /// Input names and declared types, in graph order.
+    input_specs: Vec<(String, TensorType)>,
     plans: Mutex<HashMap<Signature, Arc<Plan>>>,
     compilations: AtomicUsize,
     pool: rayon::ThreadPool,
@@ -125,7 +125,7 @@ impl CpuExecutable {
         let mut exe = CpuExecutable {
             graph: Some(graph.clone()),
             input_specs: (0..graph.inputs().len())
-                .map(|i| (graph.input_name(i).to_string(), graph.input_type(i).dtype))
+                .map(|i| (graph.input_name(i).to_string(), graph.input_type(i).clone()))
                 .collect(),
             plans: Mutex::new(HashMap::new()),
             compilations: AtomicUsize::new(0),
@@ -205,6 +205,7 @@ impl CpuExecutable {
     ) -> Result<Vec<&'a Tensor>, RuntimeError> {
         let specs = &self.input_specs;
         let mut out = Vec::with_capacity(specs.len());
+        let mut syms = HashMap::new();
         for (name, want) in specs {
             let err = |msg: String| {
                 RuntimeError::Ir(whittle_ir::IrError::Input {
@@ -217,9 +218,7 @@ impl CpuExecutable {
                 .find(|(n, _)| *n == name)
                 .map(|(_, t)| t)
                 .ok_or_else(|| err("missing: no value was given".into()))?;
-            if t.dtype() != *want {
-                return Err(err(format!("expected {want}, got {}", t.dtype())));
-            }
+            whittle_ir::eval::check_input(name, want, t, &mut syms)?;
             out.push(t);
         }
         for (n, _) in inputs {

@@ -23,6 +23,8 @@ fn fused_matmul_epilogues_match_reference() {
         (&[2, 3, 5, 8], &[2, 3, 8, 6], &[2, 3, 5, 6]),
         // More than one MC row block and several NC column blocks, ragged at both ends.
         (&[1, 130, 70], &[70, 801], &[1, 130, 801]),
+        // Wider than tall with a ragged last strip: threads split the columns.
+        (&[1, 40, 50], &[50, 200], &[1, 40, 200]),
     ];
     for act in acts {
         for &(sa, sb, so) in shapes {
@@ -55,11 +57,14 @@ fn fused_matmul_epilogues_match_reference() {
                     so,
                 );
                 g.add_output(y, "y");
-                let e = rel_l2(&g, &ins);
-                assert!(
-                    e <= 1e-5,
-                    "{act:?} {sa:?}x{sb:?} bias={bias} res={res}: {e:e}"
-                );
+                // 1 thread; 2 and 3 split C by columns or rows depending on its shape.
+                for threads in [1, 2, 3] {
+                    let e = rel_l2_threads(threads, &g, &ins);
+                    assert!(
+                        e <= 1e-5,
+                        "{act:?} {sa:?}x{sb:?} bias={bias} res={res} threads={threads}: {e:e}"
+                    );
+                }
             }
         }
     }

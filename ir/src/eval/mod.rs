@@ -240,7 +240,9 @@ pub fn run(g: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>
         .collect()
 }
 
-fn check_input(
+/// Checks one input value against its declared type: dtype, rank, known dimensions, and
+/// symbolic dimensions consistent with the sizes `syms` already gave them (updated here).
+pub fn check_input(
     name: &str,
     ty: &crate::TensorType,
     t: &Tensor,

@@ -9,6 +9,7 @@
 use super::epilogue;
 use super::gemm::{self, Epilogue, MatRef, PackedB, Scratch, Ukr};
 use super::par::{par_for, SendPtr};
+use super::vmath512;
 
 /// Query rows per score tile.
 const QB: usize = 32;
@@ -188,6 +189,17 @@ unsafe fn one_head(
 /// # Safety
 /// The mask addresses `row.len()` elements with its stride.
 unsafe fn softmax_row(row: &mut [f32], scale: f32, mask: Option<(*const f32, usize)>) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if vmath512::available() {
+        match mask {
+            None => return vmath512::scaled_softmax_row(row, scale, None),
+            Some((m, 1)) => {
+                let m = std::slice::from_raw_parts(m, row.len());
+                return vmath512::scaled_softmax_row(row, scale, Some(m));
+            }
+            Some(_) => {}
+        }
+    }
     match mask {
         Some((m, 1)) => {
             let m = std::slice::from_raw_parts(m, row.len());

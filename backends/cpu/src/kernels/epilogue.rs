@@ -86,7 +86,14 @@ pub fn activate(act: Activation, y: &mut [f32]) {
     match act {
         Activation::Linear => {}
         Activation::Relu => relu(y),
-        Activation::Gelu(GeluApprox::None) => gelu_erf(y),
+        Activation::Gelu(GeluApprox::None) => {
+            #[cfg(target_arch = "x86_64")]
+            if super::vmath512::available() {
+                // SAFETY: the CPU has AVX-512F.
+                return unsafe { super::vmath512::gelu_erf(y) };
+            }
+            gelu_erf(y)
+        }
         Activation::Gelu(GeluApprox::Tanh) => gelu_tanh(y),
         Activation::Silu => silu(y),
     }

@@ -211,21 +211,50 @@ pub unsafe fn gemm_then(
     fin: &Finish,
     scratch: &mut Scratch,
 ) {
+    let strips = b.n.div_ceil(ukr.nr);
+    gemm_then_strips(ukr, m, a, b, c, ldc, epi, fin, scratch, 0..strips)
+}
+
+/// [`gemm_then`] restricted to the columns of B's strips `cols` (strip `s` is columns
+/// `s·NR..(s+1)·NR`): threads that split N call it with disjoint ranges.
+///
+/// # Safety
+/// As [`gemm_then`]; `cols` is within B's strips.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_then_strips(
+    ukr: &Ukr,
+    m: usize,
+    a: MatRef,
+    b: &PackedB,
+    c: *mut f32,
+    ldc: usize,
+    epi: &Epilogue,
+    fin: &Finish,
+    scratch: &mut Scratch,
+    cols: std::ops::Range<usize>,
+) {
     let (k, n, mr, nr) = (b.k, b.n, ukr.mr, ukr.nr);
     debug_assert_eq!(b.nr, nr);
-    if m == 0 || n == 0 {
+    if m == 0 || n == 0 || cols.is_empty() {
         return;
     }
     if k == 0 {
+        let (j0, j1) = (cols.start * nr, (cols.end * nr).min(n));
         for i in 0..m {
-            std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(0.0);
+            std::slice::from_raw_parts_mut(c.add(i * ldc + j0), j1 - j0).fill(0.0);
         }
-        epi.apply(c, ldc, 0, m, 0, n);
-        fin.apply_block(c, ldc, 0, m, 0, n);
+        epi.apply(c, ldc, 0, m, j0, j1 - j0);
+        fin.apply_block(c, ldc, 0, m, j0, j1 - j0);
         return;
     }
+    // A per-column bias (the usual one) seeds the micro-kernel's accumulators on full
+    // tiles instead of costing a pass over each finished tile.
+    let col_bias = match epi.bias {
+        Some(b) if epi.alpha == 1.0 && epi.beta == 1.0 && b.rs == 0 && b.cs == 1 => Some(b.ptr),
+        _ => None,
+    };
     let mc_max = (MC / mr).max(1) * mr;
-    let strips = n.div_ceil(nr);
+    let strips = cols.end;
     let block_strips = (NC / nr).max(1);
     scratch.tile.resize(mr * nr, 0.0);
     let mut i0 = 0;
@@ -244,7 +273,7 @@ pub unsafe fn gemm_then(
             pack_a(a, i0, mc, p0, kc, mr, dst);
             p0 += kc;
         }
-        let mut js = 0;
+        let mut js = cols.start;
         while js < strips {
             let je = (js + block_strips).min(strips);
             let mut p0 = 0;
@@ -261,11 +290,16 @@ pub unsafe fn gemm_then(
                         let rc = mr.min(m - r0);
                         let ap = apk.add(t * kc * mr);
                         let cp = c.add(r0 * ldc + j0);
-                        if rc == mr && nc == nr {
-                            (ukr.f)(kc, ap, bp, cp, ldc, !first);
+                        let full = rc == mr && nc == nr;
+                        if full {
+                            let init = match col_bias {
+                                Some(bias) if first => bias.add(j0),
+                                _ => std::ptr::null(),
+                            };
+                            (ukr.f)(kc, ap, bp, cp, ldc, !first, init);
                         } else {
                             let tile = scratch.tile.as_mut_ptr();
-                            (ukr.f)(kc, ap, bp, tile, nr, false);
+                            (ukr.f)(kc, ap, bp, tile, nr, false, std::ptr::null());
                             for r in 0..rc {
                                 let dst = std::slice::from_raw_parts_mut(cp.add(r * ldc), nc);
                                 let src = std::slice::from_raw_parts(tile.add(r * nr), nc);
@@ -276,7 +310,7 @@ pub unsafe fn gemm_then(
                                 }
                             }
                         }
-                        if last {
+                        if last && !(full && col_bias.is_some()) {
                             epi.apply(c, ldc, r0, rc, j0, nc);
                         }
                     }

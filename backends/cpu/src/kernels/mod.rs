@@ -16,3 +16,4 @@ pub mod quant;
 pub mod resize;
 pub mod rows;
 pub mod ukernel;
+pub mod vmath512;

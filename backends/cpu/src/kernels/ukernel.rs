@@ -4,9 +4,18 @@
 // Register tiles read best as explicit index loops.
 #![allow(clippy::needless_range_loop)]
 
-/// `c[r][j] (=|+=) Σ_p a[p*MR + r] * b[p*NR + j]` for one full tile; `ldc` is C's row stride.
-pub type UkrFn =
-    unsafe fn(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool);
+/// `c[r][j] (=|+=) init[j] + Σ_p a[p*MR + r] * b[p*NR + j]` for one full tile; `ldc` is C's
+/// row stride; `init` (a row of `NR` values, e.g. a bias, or null for zeros) seeds the
+/// accumulators, so a broadcast bias costs no pass over the tile.
+pub type UkrFn = unsafe fn(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    init: *const f32,
+);
 
 /// A micro-kernel and its tile shape.
 #[derive(Clone, Copy, Debug)]
@@ -83,9 +92,22 @@ impl Ukr {
 }
 
 /// # Safety
-/// `a` holds `k*4` floats, `b` holds `k*8`, `c` addresses a 4×8 tile with row stride `ldc`.
-unsafe fn portable_4x8(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
+/// `a` holds `k*4` floats, `b` holds `k*8`, `c` addresses a 4×8 tile with row stride `ldc`,
+/// `init` is null or holds 8 floats.
+unsafe fn portable_4x8(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    init: *const f32,
+) {
     let mut t = [[0f32; 8]; 4];
+    if !init.is_null() {
+        let row = std::slice::from_raw_parts(init, 8);
+        t.iter_mut().for_each(|r| r.copy_from_slice(row));
+    }
     for p in 0..k {
         let bp = std::slice::from_raw_parts(b.add(p * 8), 8);
         let ap = std::slice::from_raw_parts(a.add(p * 4), 4);
@@ -106,10 +128,24 @@ unsafe fn portable_4x8(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc:
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 /// # Safety
-/// AVX2+FMA present; `a` holds `k*6` floats, `b` `k*16`, `c` a 6×16 tile with row stride `ldc`.
-unsafe fn avx2_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
+/// AVX2+FMA present; `a` holds `k*6` floats, `b` `k*16`, `c` a 6×16 tile with row stride `ldc`,
+/// `init` null or 16 floats.
+unsafe fn avx2_6x16(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    init: *const f32,
+) {
     use std::arch::x86_64::*;
-    let mut t = [[_mm256_setzero_ps(); 2]; 6];
+    let seed = if init.is_null() {
+        [_mm256_setzero_ps(); 2]
+    } else {
+        [_mm256_loadu_ps(init), _mm256_loadu_ps(init.add(8))]
+    };
+    let mut t = [seed; 6];
     for p in 0..k {
         let b0 = _mm256_loadu_ps(b.add(p * 16));
         let b1 = _mm256_loadu_ps(b.add(p * 16 + 8));
@@ -136,10 +172,24 @@ unsafe fn avx2_6x16(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: us
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 /// # Safety
-/// AVX-512F present; `a` holds `k*8` floats, `b` `k*32`, `c` an 8×32 tile with row stride `ldc`.
-unsafe fn avx512_8x32(k: usize, a: *const f32, b: *const f32, c: *mut f32, ldc: usize, acc: bool) {
+/// AVX-512F present; `a` holds `k*8` floats, `b` `k*32`, `c` an 8×32 tile with row stride `ldc`,
+/// `init` null or 32 floats.
+unsafe fn avx512_8x32(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    init: *const f32,
+) {
     use std::arch::x86_64::*;
-    let mut t = [[_mm512_setzero_ps(); 2]; 8];
+    let seed = if init.is_null() {
+        [_mm512_setzero_ps(); 2]
+    } else {
+        [_mm512_loadu_ps(init), _mm512_loadu_ps(init.add(16))]
+    };
+    let mut t = [seed; 8];
     for p in 0..k {
         let b0 = _mm512_loadu_ps(b.add(p * 32));
         let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));

@@ -83,9 +83,17 @@ pub fn check(g: &Graph, inputs: &[(&str, Tensor)], rtol: f64, atol: f64) {
 
 /// Relative L2 error between the backend and the reference.
 pub fn rel_l2(g: &Graph, inputs: &[(&str, Tensor)]) -> f64 {
-    let exe = CpuBackend::default()
-        .compile(g)
-        .unwrap_or_else(|e| panic!("compile: {e}"));
+    rel_l2_on(&CpuBackend::default(), g, inputs)
+}
+
+/// [`rel_l2`] on a pool of `threads` workers (the GEMM and attention splits differ by count).
+#[allow(dead_code)]
+pub fn rel_l2_threads(threads: usize, g: &Graph, inputs: &[(&str, Tensor)]) -> f64 {
+    rel_l2_on(&CpuBackend::with_threads(threads), g, inputs)
+}
+
+fn rel_l2_on(be: &CpuBackend, g: &Graph, inputs: &[(&str, Tensor)]) -> f64 {
+    let exe = be.compile(g).unwrap_or_else(|e| panic!("compile: {e}"));
     let got = exe.run(inputs).unwrap_or_else(|e| panic!("run: {e}"));
     let want = whittle_ir::eval::run(g, inputs).unwrap_or_else(|e| panic!("eval: {e}"));
     let (gt, wt) = (&got[0].1, &want[0].1);
