@@ -15,6 +15,7 @@ mod fold_bn_site;
 mod fold_shapes;
 mod fuse_attention;
 mod fuse_matmul;
+mod fuse_qkv;
 mod manager;
 mod poly;
 mod remove_identity;
@@ -31,6 +32,7 @@ pub use fold_bn::fold_bn;
 pub use fold_shapes::fold_shapes;
 pub use fuse_attention::fuse_attention;
 pub use fuse_matmul::fuse_matmul;
+pub use fuse_qkv::fuse_qkv;
 pub use manager::{
     pass_by_name, Changed, Pass, PassContext, PassError, PassStat, Pipeline, PASS_NAMES,
 };

@@ -91,6 +91,7 @@ pub const PASS_NAMES: &[&str] = &[
     "crmsnorm",
     "fuse-attention",
     "fuse-matmul",
+    "fuse-qkv",
 ];
 
 type PassFn = fn(&mut Graph, &mut PassContext) -> Result<Changed, IrError>;
@@ -126,6 +127,7 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "crmsnorm" => crate::crmsnorm,
         "fuse-attention" => crate::fuse_attention,
         "fuse-matmul" => crate::fuse_matmul,
+        "fuse-qkv" => crate::fuse_qkv,
         _ => return Err(PassError::UnknownPass(name.to_string())),
     };
     let name = PASS_NAMES
@@ -148,7 +150,7 @@ impl Pipeline {
     pub fn exact() -> Pipeline {
         Pipeline::parse(
             "remove-identity,const-fold,canonicalize,fold-bn,const-fold,cse,\
-             fuse-attention,fuse-matmul,dce",
+             fuse-attention,fuse-matmul,fuse-qkv,dce",
         )
         .expect("built-in pipeline names are valid")
     }

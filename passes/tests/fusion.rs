@@ -1,8 +1,9 @@
-//! Numeric and structural tests of the fusion passes (PASSES.md §6 tests 1, 2, 3, 6):
-//! every `fuse-matmul` / `fuse-attention` filetest input keeps its outputs under
+//! Numeric and structural tests of the fusion passes (PASSES.md §6 tests 1, 2, 3, 5, 6):
+//! every `fuse-matmul` / `fuse-attention` / `fuse-qkv` filetest input keeps its outputs under
 //! `ir::eval` (f32 ≤ 1e-5 relative), declined files stay byte-identical, the passes are
 //! idempotent, erf-GELU stays erf-GELU, and attention with padding and causal masks of
-//! lengths around 80 and head sizes 64 and 128 is fused and exact.
+//! lengths around 80 and head sizes 64 and 128 is fused and exact, and fused-QKV splits are
+//! bit-identical to the separate GEMMs.
 
 mod common;
 
@@ -19,7 +20,7 @@ fn count(g: &Graph, pred: impl Fn(&Op) -> bool) -> usize {
 fn filetests_keep_outputs_and_are_idempotent() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/filetests");
     let mut checked = 0;
-    for dir in ["fuse-matmul", "fuse-attention"] {
+    for dir in ["fuse-matmul", "fuse-attention", "fuse-qkv"] {
         let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
             .unwrap()
             .flatten()
@@ -142,5 +143,55 @@ fn attention_with_masks_lengths_and_head_sizes() {
         assert_eq!(count(&fused, |op| matches!(op, Op::Softmax { .. })), 0);
         let err = max_err(&g, &fused, 7, 2);
         assert!(err <= 1e-5, "b{b} s{s} h{h} d{d}: relative error {err:e}");
+    }
+}
+
+/// A text graph: `x [b,s,k]`, Q/K/V projections (`FusedMatMul` with biases, or plain
+/// `MatMul`s) of `nq`, `nq`, `nv` columns with random weights, attention with `h` heads,
+/// and Q, K, V themselves as graph outputs too.
+fn qkv_graph(b: usize, s: usize, k: usize, nq: usize, nv: usize, h: usize, bias: bool) -> String {
+    let mut seed = (b * 131 + s * 31 + k * 7 + nv) as u64;
+    let mut t = format!("graph \"qkv\" {{\n  input %x: f32[{b},{s},{k}]\n");
+    let fmt = |v: Vec<f64>| {
+        v.iter()
+            .map(|x| format!("{}", *x as f32))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    for (name, n) in [("q", nq), ("k", nq), ("v", nv)] {
+        let w = fmt(random(k * n, &mut seed));
+        t += &format!("  %w{name} = const f32[{k},{n}] [{w}]\n");
+        if bias {
+            let c = fmt(random(n, &mut seed));
+            t += &format!("  %b{name} = const f32[{n}] [{c}]\n");
+            t += &format!(
+                "  %{name} = FusedMatMul(activation:Linear) %x, %w{name}, %b{name} : f32[{b},{s},{n}]\n"
+            );
+        } else {
+            t += &format!("  %{name} = MatMul %x, %w{name} : f32[{b},{s},{n}]\n");
+        }
+    }
+    let scale = 1.0 / ((nq / h) as f32).sqrt();
+    t += &format!("  %y = Attention(num_heads:{h},scale:{scale}) %q, %k, %v : f32[{b},{s},{nv}]\n");
+    t += "  output %y\n  output %q\n  output %k\n  output %v\n}\n";
+    t
+}
+
+#[test]
+fn fused_qkv_splits_equal_the_separate_gemms() {
+    for (b, s, k, nq, nv, h, bias) in [
+        (1, 7, 16, 8, 8, 2, true),
+        (2, 5, 33, 12, 6, 3, true),
+        (1, 130, 40, 64, 32, 2, false),
+    ] {
+        let g = parse_graph(&qkv_graph(b, s, k, nq, nv, h, bias)).unwrap();
+        let f = apply(&g, "fuse-qkv");
+        let gemms = |g: &Graph| count(g, |op| matches!(op, Op::MatMul | Op::FusedMatMul { .. }));
+        assert_eq!((gemms(&g), gemms(&f)), (3, 1), "{b} {s} {k}: not fused");
+        assert_eq!(count(&f, |op| matches!(op, Op::Split { .. })), 1);
+        // E0: every output (Q, K, V and the attention) is bit-identical under ir::eval.
+        assert_eq!(max_err(&g, &f, 5, 2), 0.0, "{b} {s} {k} {nq} {nv}");
+        let again = apply(&f, "fuse-qkv");
+        assert_eq!(print_graph(&f).unwrap(), print_graph(&again).unwrap());
     }
 }

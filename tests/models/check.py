@@ -15,6 +15,9 @@ two checks run:
              data may be written next to rt.onnx), then onnxruntime runs rt.onnx and the original
              with the same inputs: with graph optimizations off the outputs must be identical
              (rel L2 = 0); with them on (fusion choices may differ) rel L2 <= 1e-6.
+  run:cpu+exact     the run check on the cpu backend after the exact pipeline (--passes exact).
+  optimize:exact    WHITTLE optimize MODEL -o TMP/exact.onnx --passes exact, then onnxruntime runs
+             it and the original: rel L2 <= 1e-5.
 
 --ort-only replaces both by one check per model that only needs onnxruntime: the cached
 model run on the cached inputs reproduces the cached expected outputs (rel L2 <= 1e-4).
@@ -40,6 +43,7 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_TOL = 1e-4
 ROUNDTRIP_TOL = 1e-6
+EXACT_TOL = 1e-5
 
 
 class Result:
@@ -143,17 +147,19 @@ def whittle_cmd(binary: str, args: list[str], timeout: float) -> tuple[bool, str
     return True, ""
 
 
-def check_run(m: Model, binary: str, tmp: str, timeout: float, res: Result, backend: str) -> None:
-    out_dir = os.path.join(tmp, "run-" + backend)
+def check_run(m: Model, binary: str, tmp: str, timeout: float, res: Result, backend: str,
+              passes: str = "none") -> None:
+    label = backend if passes == "none" else f"{backend}+{passes}"
+    out_dir = os.path.join(tmp, "run-" + label)
     os.makedirs(out_dir, exist_ok=True)
     args = ["run", m.path]
     for name, path in m.input_files.items():
         args += ["--input", f"{name}={path}"]
-    args += ["--output-dir", out_dir, "--backend", backend]
+    args += ["--output-dir", out_dir, "--backend", backend, "--passes", passes]
     t = time.time()
     ok, why = whittle_cmd(binary, args, timeout)
     if not ok:
-        res.report(False, m.name, f"run:{backend}", f"whittle run {why}")
+        res.report(False, m.name, f"run:{label}", f"whittle run {why}")
         return
     got = {}
     for name in m.meta["outputs"]:
@@ -161,7 +167,7 @@ def check_run(m: Model, binary: str, tmp: str, timeout: float, res: Result, back
         if os.path.exists(f):
             got[name] = np.load(f)
     ok, detail = compare(got, m.expected(), RUN_TOL, where="whittle's --output-dir")
-    res.report(ok, m.name, f"run:{backend}", f"{detail} ({time.time() - t:.1f}s)")
+    res.report(ok, m.name, f"run:{label}", f"{detail} ({time.time() - t:.1f}s)")
 
 
 def check_roundtrip(m: Model, binary: str, tmp: str, timeout: float, res: Result) -> None:
@@ -185,6 +191,23 @@ def check_roundtrip(m: Model, binary: str, tmp: str, timeout: float, res: Result
     except Exception as e:
         ok, detail = False, f"onnxruntime on rt.onnx failed: {type(e).__name__}: {e}"
     res.report(ok, m.name, "roundtrip", f"{detail} ({time.time() - t:.1f}s)")
+
+
+def check_optimized(m: Model, binary: str, tmp: str, timeout: float, res: Result) -> None:
+    """`whittle optimize --passes exact` writes a model onnxruntime runs within 1e-5 of the
+    original (the exact pipeline's fused ops are decomposed back into standard ONNX)."""
+    out = os.path.join(tmp, "exact", "exact.onnx")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    t = time.time()
+    ok, why = whittle_cmd(binary, ["optimize", m.path, "-o", out, "--passes", "exact"], timeout)
+    if not ok:
+        res.report(False, m.name, "optimize:exact", f"whittle optimize {why}")
+        return
+    try:
+        ok, detail = compare(ort_run(out, m.inputs), ort_run(m.path, m.inputs), EXACT_TOL)
+    except Exception as e:
+        ok, detail = False, f"onnxruntime on exact.onnx failed: {type(e).__name__}: {e}"
+    res.report(ok, m.name, "optimize:exact", f"{detail} ({time.time() - t:.1f}s)")
 
 
 def default_binary() -> str:
@@ -222,14 +245,17 @@ def main() -> int:
             check_ort(m, res)
             continue
         if not have_binary:
-            for check in ("run", "roundtrip"):  # one line per missing check
+            for check in ("run", "roundtrip", "optimize:exact"):  # one line per missing check
                 res.report(False, m.name, check, f"whittle binary not found at {binary} (cargo build --release)")
             continue
         tmp = tempfile.mkdtemp(prefix=f"whittle-check-{m.name}-")
         try:
             for backend in [b for b in args.backends.split(",") if b]:
                 check_run(m, binary, tmp, args.timeout, res, backend)
+            if "cpu" in args.backends.split(","):
+                check_run(m, binary, tmp, args.timeout, res, "cpu", "exact")
             check_roundtrip(m, binary, tmp, args.timeout, res)
+            check_optimized(m, binary, tmp, args.timeout, res)
         finally:
             if args.keep:
                 print(f"      outputs kept in {tmp}")

@@ -23,6 +23,7 @@ fn main() {
         v_head: d,
         scale: 1.0 / (d as f32).sqrt(),
         mask_strides: Some([0, 0, 0, 1]),
+        qkv_layout: None,
     };
     let e = h * d;
     let q: Vec<f32> = (0..s * e)

@@ -124,3 +124,61 @@ fn attention_matches_reference() {
         assert!(e <= 1e-5, "b{b} lq{lq} lk{lk} h{h} d{d}: rel L2 {e:e}");
     }
 }
+
+/// Attention reading Q, K and V as the column blocks of one fused QKV GEMM's output (a
+/// last-axis `Split` the attention absorbs) matches the reference; so does the same graph
+/// when one of the Split's outputs is also a graph output (the Split is then a real copy).
+#[test]
+fn attention_on_a_fused_qkv_split_matches_reference() {
+    let mut r = rng(23);
+    for (b, s, kdim, h, d, dv, also_output) in [
+        (1, 128, 64, 4, 16, 16, false),
+        (2, 9, 33, 3, 8, 4, false),
+        (1, 17, 16, 2, 8, 8, true),
+    ] {
+        let (e, ev) = (h * d, h * dv);
+        let mut g = Graph::new("qkv");
+        let x = g.add_input("x", TensorType::fixed(DType::F32, &[b, s, kdim]));
+        let w = g.add_const("w", rand_tensor(&mut r, &[kdim, 2 * e + ev], -0.5, 0.5));
+        let c = g.add_const("c", rand_tensor(&mut r, &[2 * e + ev], -0.5, 0.5));
+        let qkv = node(
+            &mut g,
+            Op::FusedMatMul {
+                activation: Activation::Linear,
+            },
+            "qkv",
+            &[Some(x), Some(w), Some(c)],
+            &[b, s, 2 * e + ev],
+        );
+        let sizes = g.add_const(
+            "sizes",
+            whittle_ir::Tensor::from_vec(vec![3], vec![e as i64, e as i64, ev as i64]),
+        );
+        let infos = [("q", e), ("k", e), ("v", ev)]
+            .iter()
+            .flat_map(|&(n, w)| f32_info(n, &[b, s, w]))
+            .collect();
+        let split = g.add_node(
+            Op::Split {
+                axis: -1,
+                num_outputs: 3,
+            },
+            "split",
+            &[Some(qkv), Some(sizes)],
+            infos,
+        );
+        let v = |p| Some(whittle_ir::Value::new(split, p));
+        let op = Op::Attention {
+            num_heads: h,
+            scale: 1.0 / (d as f32).sqrt(),
+        };
+        let y = node(&mut g, op, "y", &[v(0), v(1), v(2)], &[b, s, ev]);
+        g.add_output(y, "y");
+        if also_output {
+            g.add_output(whittle_ir::Value::new(split, 1), "k");
+        }
+        let ins = [("x", rand_tensor(&mut r, &[b, s, kdim], -2.0, 2.0))];
+        let e = rel_l2(&g, &ins);
+        assert!(e <= 1e-5, "b{b} s{s} h{h} d{d} dv{dv}: rel L2 {e:e}");
+    }
+}

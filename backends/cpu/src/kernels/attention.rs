@@ -28,14 +28,30 @@ pub struct AttnGeom {
     pub scale: f32,
     /// Element strides of the additive mask over `[B, H, Sq, Sk]` (0 on broadcast axes).
     pub mask_strides: Option<[usize; 4]>,
+    /// Where Q, K and V start in their buffers and their row strides, `(offset, row
+    /// stride)` in elements, when they are column blocks of wider rows (one fused QKV GEMM
+    /// output read in place); `None`: each is its own dense `[B, S, H·D]` tensor.
+    pub qkv_layout: Option<[(usize, usize); 3]>,
+}
+
+impl AttnGeom {
+    /// `(offset, row stride)` of Q, K and V.
+    fn layout(&self) -> [(usize, usize); 3] {
+        self.qkv_layout.unwrap_or([
+            (0, self.heads * self.head),
+            (0, self.heads * self.head),
+            (0, self.heads * self.v_head),
+        ])
+    }
 }
 
 /// Runs attention; `q`, `k`, `v`, `mask` (null when `mask_strides` is `None`) and `out`.
 ///
 /// # Safety
 /// The pointers address tensors of the shapes `g` states (`q`/`k`: `[B,S,H·D]`, `v`:
-/// `[B,Sk,H·Dv]`, `out`: `[B,Sq,H·Dv]`, the mask reachable through its strides); `out`
-/// overlaps none of the inputs; the CPU supports `ukr`.
+/// `[B,Sk,H·Dv]`, or column blocks of wider rows as `qkv_layout` says; `out`:
+/// `[B,Sq,H·Dv]`, the mask reachable through its strides); `out` overlaps none of the
+/// inputs; the CPU supports `ukr`.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn attention(
     ukr: &Ukr,
@@ -104,13 +120,14 @@ unsafe fn one_head(
     out: *mut f32,
 ) {
     let (lq, lk, d, dv) = (g.q_len, g.k_len, g.head, g.v_head);
-    let (e, ev) = (g.heads * d, g.heads * dv);
+    let ev = g.heads * dv;
     if lq == 0 || dv == 0 {
         return;
     }
-    let q0 = q.add(b * lq * e + h * d);
-    let k0 = k.add(b * lk * e + h * d);
-    let v0 = v.add(b * lk * ev + h * dv);
+    let [(qo, qs), (ko, ks), (vo, vs)] = g.layout();
+    let q0 = q.add(qo + b * lq * qs + h * d);
+    let k0 = k.add(ko + b * lk * ks + h * d);
+    let v0 = v.add(vo + b * lk * vs + h * dv);
     let o0 = out.add(b * lq * ev + h * dv);
     if lk == 0 {
         for i in 0..lq {
@@ -123,7 +140,7 @@ unsafe fn one_head(
         MatRef {
             ptr: k0,
             rs: 1,
-            cs: e,
+            cs: ks,
         },
         d,
         lk,
@@ -132,7 +149,7 @@ unsafe fn one_head(
     let vp = PackedB::pack(
         MatRef {
             ptr: v0,
-            rs: ev,
+            rs: vs,
             cs: 1,
         },
         lk,
@@ -147,8 +164,8 @@ unsafe fn one_head(
         let rows = QB.min(lq - i0);
         let s = tile.as_mut_ptr();
         let qa = MatRef {
-            ptr: q0.add(i0 * e),
-            rs: e,
+            ptr: q0.add(i0 * qs),
+            rs: qs,
             cs: 1,
         };
         gemm::gemm(ukr, rows, qa, &kt, s, lk, &Epilogue::NONE, &mut scratch);
@@ -331,6 +348,7 @@ mod tests {
             (2, 3, 5, 7, 4, 2, Some(vec![2, 1, 1, 7])),
             (1, 2, 40, 33, 8, 8, Some(vec![1, 2, 40, 33])),
             (2, 2, 70, 70, 16, 16, Some(vec![70, 70])),
+            (2, 3, 9, 9, 8, 4, Some(vec![2, 1, 1, 9])),
             (1, 4, 3, 9, 5, 3, Some(vec![1])),
         ] {
             let q = rand(b * lq * h * d, &mut seed);
@@ -377,6 +395,7 @@ mod tests {
                 v_head: dv,
                 scale,
                 mask_strides,
+                qkv_layout: None,
             };
             let mut out = vec![0.0f32; b * lq * h * dv];
             let mp = m.as_ref().map_or(std::ptr::null(), |m| m.as_ptr());
@@ -398,6 +417,27 @@ mod tests {
                     (*o as f64 - w).abs() <= 1e-5 * scale_ref,
                     "{b} {h} {lq} {lk} {d} {dv}: element {i}: {o} vs {w}"
                 );
+            }
+            if lq == lk {
+                // The same Q, K, V as column blocks of one [B, S, 2·H·D + H·Dv] tensor (a
+                // fused QKV GEMM's output) give bit-identical results.
+                let (e, ev) = (h * d, h * dv);
+                let w = 2 * e + ev;
+                let mut qkv = vec![0.0f32; b * lq * w];
+                for r in 0..b * lq {
+                    qkv[r * w..r * w + e].copy_from_slice(&q[r * e..(r + 1) * e]);
+                    qkv[r * w + e..r * w + 2 * e].copy_from_slice(&k[r * e..(r + 1) * e]);
+                    qkv[r * w + 2 * e..(r + 1) * w].copy_from_slice(&v[r * ev..(r + 1) * ev]);
+                }
+                let packed = AttnGeom {
+                    qkv_layout: Some([(0, w), (e, w), (2 * e, w)]),
+                    ..g.clone()
+                };
+                let mut out2 = vec![0.0f32; out.len()];
+                let p = qkv.as_ptr();
+                // SAFETY: `qkv` holds the three blocks at the layout's offsets and stride.
+                unsafe { attention(&ukr, &packed, p, p, p, mp, out2.as_mut_ptr()) };
+                assert_eq!(out, out2, "{b} {h} {lq} {d} {dv}: packed QKV differs");
             }
         }
     }

@@ -117,6 +117,13 @@ impl Lowerer<'_> {
                 })?)
             }
         };
+        // Q, K and V that are column blocks of one Split (a fused QKV GEMM's output) are
+        // read in place from the Split's input: `(value read, offset, row stride)`.
+        let place = |x: Value| match self.split_block(x) {
+            Some((src, off, width)) => (src, off, width),
+            None => (x, 0, self.shape(x)[2]),
+        };
+        let (pq, pk, pv) = (place(q), place(k), place(v));
         let geom = AttnGeom {
             batch: b,
             heads: h,
@@ -126,9 +133,13 @@ impl Lowerer<'_> {
             v_head: sv[2] / h,
             scale,
             mask_strides,
+            qkv_layout: Some([(pq.1, pq.2), (pk.1, pk.2), (pv.1, pv.2)]),
         };
         let mut args = Vec::with_capacity(5);
-        for x in [Some(q), Some(k), Some(v), mask].into_iter().flatten() {
+        for x in [Some(pq.0), Some(pk.0), Some(pv.0), mask]
+            .into_iter()
+            .flatten()
+        {
             args.push(self.read(x)?);
         }
         args.push(self.alloc(out));
@@ -141,6 +152,45 @@ impl Lowerer<'_> {
                 name,
             })));
         Ok(())
+    }
+}
+
+impl Lowerer<'_> {
+    /// Whether `split` needs no step: a last-axis Split of a rank-3 f32 tensor all of whose
+    /// outputs are read only as Q, K or V of `Attention` nodes, which read the blocks in
+    /// place (see [`Lowerer::split_block`]).
+    pub(super) fn split_absorbed(&self, split: NodeId) -> bool {
+        let g = self.g;
+        let Op::Split { axis, .. } = g.node(split).op else {
+            return false;
+        };
+        let Some(x) = g.input(split, 0) else {
+            return false;
+        };
+        let rank = self.shape(x).len() as i64;
+        if rank != 3 || (axis != 2 && axis != -1) || self.dtype(x) != DType::F32 {
+            return false;
+        }
+        (0..g.node(split).outputs.len()).all(|p| {
+            let v = Value::new(split, p);
+            !g.is_output(v)
+                && g.consumers(v)
+                    .iter()
+                    .all(|&(n, i)| i < 3 && matches!(g.node(n).op, Op::Attention { .. }))
+        })
+    }
+
+    /// `(split input, column offset, its row length)` when `v` is an output of an absorbed
+    /// Split.
+    fn split_block(&self, v: Value) -> Option<(Value, usize, usize)> {
+        if !self.split_absorbed(v.node) {
+            return None;
+        }
+        let x = self.g.input(v.node, 0)?;
+        let off = (0..v.port)
+            .map(|p| self.shape(Value::new(v.node, p))[2])
+            .sum();
+        Some((x, off, self.shape(x)[2]))
     }
 }
 

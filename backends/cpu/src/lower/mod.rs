@@ -363,6 +363,7 @@ impl Lowerer<'_> {
                 let b = self.buf(src)?;
                 self.storage.insert(out, b);
             }
+            Op::Split { .. } if self.split_absorbed(id) => {} // read in place by Attention
             _ if self.fold(id)? => {}
             Op::MatMul if self.host_matmul(id)? => {} // non-f32 (ops_ext)
             Op::MatMul | Op::Gemm { .. } | Op::FusedMatMul { .. } => self.matmul(id)?,
