@@ -114,3 +114,55 @@ fn fused_ops_decompose_and_keep_their_values() {
         }
     }
 }
+
+/// `AddNorm` (LayerNorm with β and bias, and RMSNorm with its sum output read) exports as
+/// `Add`s and a `LayerNormalization` / `RMSNormalization` and reloads to the same values
+/// (bit-identical: the same ops in the same order).
+#[test]
+fn add_norm_decomposes_and_keeps_its_values() {
+    for (rms, with_sum) in [(false, false), (false, true), (true, true), (true, false)] {
+        let mut g = Graph::new("addnorm");
+        let x = g.add_input("x", TensorType::fixed(DType::F32, &[2, 3, 4]));
+        let r = g.add_input("r", TensorType::fixed(DType::F32, &[2, 3, 4]));
+        let gamma = g.add_const("gamma", f32_tensor(&[4], 1));
+        let beta = (!rms).then(|| g.add_const("beta", f32_tensor(&[4], 2)));
+        let bias = g.add_const("bias", f32_tensor(&[4], 3));
+        let mut outs = out("y", &[2, 3, 4]);
+        if with_sum {
+            outs.extend(out("s", &[2, 3, 4]));
+        }
+        let id = g.add_node(
+            Op::AddNorm { rms, epsilon: 1e-5 },
+            "an",
+            &[Some(x), Some(r), Some(gamma), beta, Some(bias)],
+            outs,
+        );
+        g.add_output(whittle_ir::Value::new(id, 0), "y");
+        if with_sum {
+            g.add_output(whittle_ir::Value::new(id, 1), "s");
+        }
+        let proto = export_model(&Model::from_graph(g.clone()), &ExportOptions::default())
+            .unwrap_or_else(|e| panic!("rms={rms}: {e}"));
+        let back = load_model_bytes(&proto.encode_to_vec(), None)
+            .unwrap()
+            .graph;
+        assert!(back
+            .node_ids()
+            .all(|id| !matches!(back.node(id).op, Op::AddNorm { .. })));
+        let ins = [
+            ("x", f32_tensor(&[2, 3, 4], 9)),
+            ("r", f32_tensor(&[2, 3, 4], 11)),
+        ];
+        let want = whittle_ir::eval::run(&g, &ins).unwrap();
+        let got = whittle_ir::eval::run(&back, &ins).unwrap();
+        assert_eq!(want.len(), got.len());
+        for ((wn, w), (gn, o)) in want.iter().zip(&got) {
+            assert_eq!(wn, gn);
+            assert_eq!(
+                w.to_f64_vec(),
+                o.to_f64_vec(),
+                "rms={rms} sum={with_sum}: {wn}"
+            );
+        }
+    }
+}

@@ -365,6 +365,14 @@ pub enum Op {
     /// with the additive mask broadcast (numpy) to `[B,H,Sq,Sk]`, and the heads are written
     /// back side by side (PASSES.md §6; made by `fuse-attention`).
     Attention { num_heads: usize, scale: f32 },
+    /// Residual add and normalisation over the last axis in one op:
+    /// `x, residual, gamma, beta?, bias? → y, sum?` with `sum = (x + bias) + residual` (or
+    /// `x + residual` without a bias; `x` and `residual` of one shape, `gamma`, `beta`,
+    /// `bias` 1-D of the last dimension) and `y = LayerNorm(sum)·gamma + beta`, or with
+    /// `rms`, `y = sum / √(mean(sum²) + ε)·gamma` (no `beta`). The optional second output
+    /// is the sum itself, the residual stream of a Pre-LN block (PASSES.md §6 "bias +
+    /// residual + LN"; made by `fuse-add-norm`).
+    AddNorm { rms: bool, epsilon: f32 },
 }
 
 impl Op {

@@ -63,6 +63,7 @@ impl Op {
             Op::QLinearMatMul => fixed(8),
             Op::FusedMatMul { .. } => range(2, 4),
             Op::Attention { .. } => range(3, 4),
+            Op::AddNorm { .. } => range(3, 5),
         }
     }
 
@@ -132,6 +133,7 @@ impl Op {
             | Op::QLinearMatMul
             | Op::FusedMatMul { .. }
             | Op::Attention { .. } => (1, 1),
+            Op::AddNorm { .. } => (1, 2),
         }
     }
 }

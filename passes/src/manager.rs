@@ -92,6 +92,7 @@ pub const PASS_NAMES: &[&str] = &[
     "fuse-attention",
     "fuse-matmul",
     "fuse-qkv",
+    "fuse-add-norm",
 ];
 
 type PassFn = fn(&mut Graph, &mut PassContext) -> Result<Changed, IrError>;
@@ -128,6 +129,7 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "fuse-attention" => crate::fuse_attention,
         "fuse-matmul" => crate::fuse_matmul,
         "fuse-qkv" => crate::fuse_qkv,
+        "fuse-add-norm" => crate::fuse_add_norm,
         _ => return Err(PassError::UnknownPass(name.to_string())),
     };
     let name = PASS_NAMES
@@ -150,7 +152,7 @@ impl Pipeline {
     pub fn exact() -> Pipeline {
         Pipeline::parse(
             "remove-identity,const-fold,canonicalize,fold-bn,const-fold,cse,\
-             fuse-attention,fuse-matmul,fuse-qkv,dce",
+             fuse-attention,fuse-add-norm,fuse-matmul,fuse-qkv,dce",
         )
         .expect("built-in pipeline names are valid")
     }

@@ -1,5 +1,6 @@
 //! Numeric and structural tests of the fusion passes (PASSES.md §6 tests 1, 2, 3, 5, 6):
-//! every `fuse-matmul` / `fuse-attention` / `fuse-qkv` filetest input keeps its outputs under
+//! every `fuse-matmul` / `fuse-attention` / `fuse-qkv` / `fuse-add-norm` filetest input keeps
+//! its outputs under
 //! `ir::eval` (f32 ≤ 1e-5 relative), declined files stay byte-identical, the passes are
 //! idempotent, erf-GELU stays erf-GELU, and attention with padding and causal masks of
 //! lengths around 80 and head sizes 64 and 128 is fused and exact, and fused-QKV splits are
@@ -20,7 +21,7 @@ fn count(g: &Graph, pred: impl Fn(&Op) -> bool) -> usize {
 fn filetests_keep_outputs_and_are_idempotent() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/filetests");
     let mut checked = 0;
-    for dir in ["fuse-matmul", "fuse-attention", "fuse-qkv"] {
+    for dir in ["fuse-matmul", "fuse-attention", "fuse-qkv", "fuse-add-norm"] {
         let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
             .unwrap()
             .flatten()

@@ -182,3 +182,61 @@ fn attention_on_a_fused_qkv_split_matches_reference() {
         assert!(e <= 1e-5, "b{b} s{s} h{h} d{d} dv{dv}: rel L2 {e:e}");
     }
 }
+
+/// `AddNorm` (LayerNorm and RMSNorm flavours, with and without β, bias and the sum output)
+/// matches the reference on odd row lengths, at 1 and 2 threads.
+#[test]
+fn add_norm_matches_reference() {
+    let mut r = rng(24);
+    for (shape, rms, beta, bias, sum) in [
+        (&[2usize, 3, 384][..], false, true, true, false),
+        (&[1, 130, 33], false, false, true, true),
+        (&[5, 17], true, false, false, true),
+        (&[64, 576], true, false, true, false),
+        (&[1, 1, 1], false, true, false, false),
+    ] {
+        let n = *shape.last().unwrap();
+        let mut g = Graph::new("addnorm");
+        let x = g.add_input("x", TensorType::fixed(DType::F32, shape));
+        let res = g.add_input("r", TensorType::fixed(DType::F32, shape));
+        let gamma = g.add_const("gamma", rand_tensor(&mut r, &[n], -2.0, 2.0));
+        let b = beta.then(|| g.add_const("beta", rand_tensor(&mut r, &[n], -1.0, 1.0)));
+        let c = bias.then(|| g.add_const("bias", rand_tensor(&mut r, &[n], -1.0, 1.0)));
+        let mut outs = f32_info("y", shape);
+        if sum {
+            outs.extend(f32_info("s", shape));
+        }
+        let id = g.add_node(
+            Op::AddNorm { rms, epsilon: 1e-5 },
+            "an",
+            &[Some(x), Some(res), Some(gamma), b, c],
+            outs,
+        );
+        // With the sum, the checked output is y·s (both outputs feed it).
+        let y = whittle_ir::Value::new(id, 0);
+        let out = if sum {
+            let s = whittle_ir::Value::new(id, 1);
+            node(
+                &mut g,
+                Op::Binary(whittle_ir::BinaryOp::Mul),
+                "ys",
+                &[Some(y), Some(s)],
+                shape,
+            )
+        } else {
+            y
+        };
+        g.add_output(out, "out");
+        let ins = [
+            ("x", rand_tensor(&mut r, shape, -3.0, 3.0)),
+            ("r", rand_tensor(&mut r, shape, -3.0, 3.0)),
+        ];
+        for threads in [1, 2] {
+            let e = rel_l2_threads(threads, &g, &ins);
+            assert!(
+                e <= 1e-5,
+                "{shape:?} rms={rms} beta={beta} bias={bias} sum={sum}: {e:e}"
+            );
+        }
+    }
+}

@@ -1,9 +1,9 @@
 //! Decomposes the compiler-made fused ops back into standard ONNX ops, so that an
 //! optimized model still runs anywhere: `FusedMatMul` → `MatMul`, `Add`, activation, `Add`;
 //! `Attention` → head split (`Reshape`, `Transpose`), `MatMul`, `Mul`, `Add`, `Softmax`,
-//! `MatMul`, head merge.
+//! `MatMul`, head merge; `AddNorm` → `Add`, `Add`, `LayerNormalization` / `RMSNormalization`.
 
-use super::ops::{attr_i, attr_ints, attr_s, attr_t};
+use super::ops::{attr_f, attr_i, attr_ints, attr_s, attr_t};
 use super::Namer;
 use crate::proto::{GraphProto, NodeProto};
 use whittle_ir::{Activation, DType, GeluApprox, Tensor};
@@ -148,4 +148,35 @@ pub(super) fn expand_attention(
         vec![attr_ints("perm", [0, 2, 1, 3])],
     );
     e.node("Reshape", vec![t, merge_shape], Some(out), vec![]);
+}
+
+/// `AddNorm`: `sum = (x + bias) + residual` (`outs[1]` when the node has that output), then
+/// `LayerNormalization` or `RMSNormalization` over the last axis into `outs[0]`.
+pub(super) fn expand_add_norm(
+    gp: &mut GraphProto,
+    nm: &mut Namer,
+    name: &str,
+    rms: bool,
+    epsilon: f32,
+    ins: &[String],
+    outs: &[String],
+) {
+    let mut e = Emitter { gp, nm, name };
+    let x = input(ins, 0).unwrap_or_default();
+    let r = input(ins, 1).unwrap_or_default();
+    let x = match input(ins, 4) {
+        Some(bias) => e.node("Add", vec![x, bias], None, vec![]),
+        None => x,
+    };
+    let sum_out = outs.get(1).filter(|s| !s.is_empty()).map(String::as_str);
+    let sum = e.node("Add", vec![x, r], sum_out, vec![]);
+    let gamma = input(ins, 2).unwrap_or_default();
+    let attrs = vec![attr_i("axis", -1), attr_f("epsilon", epsilon)];
+    if rms {
+        e.node("RMSNormalization", vec![sum, gamma], Some(&outs[0]), attrs);
+    } else {
+        let mut norm_ins = vec![sum, gamma];
+        norm_ins.extend(input(ins, 3));
+        e.node("LayerNormalization", norm_ins, Some(&outs[0]), attrs);
+    }
 }

@@ -200,6 +200,11 @@ fn export_graph(g: &Graph, order: &[NodeId], doc: &str) -> Result<GraphProto, Fr
                     &out_names[0],
                 );
             }
+            Op::AddNorm { rms, epsilon } => {
+                fused::expand_add_norm(
+                    &mut gp, &mut nm, &node.name, *rms, *epsilon, &in_names, &out_names,
+                );
+            }
             Op::Attention { num_heads, scale } => {
                 let dtype = g.value_type(Value::new(id, 0)).dtype;
                 fused::expand_attention(

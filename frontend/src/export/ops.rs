@@ -15,7 +15,7 @@ use whittle_ir::{
 pub(crate) fn min_opset(g: &Graph, id: NodeId) -> i64 {
     let connected = |port: usize| g.input(id, port).is_some();
     match &g.node(id).op {
-        Op::RmsNormalization { .. } => 23,
+        Op::RmsNormalization { .. } | Op::AddNorm { rms: true, .. } => 23,
         Op::QuantizeLinear {
             block_size,
             output_dtype,
@@ -37,7 +37,7 @@ pub(crate) fn min_opset(g: &Graph, id: NodeId) -> i64 {
         Op::Split { .. } if !connected(1) => 18,
         Op::Pad { .. } if connected(3) => 18,
         Op::Resize(_) => 18,
-        Op::LayerNormalization { .. } => 17,
+        Op::LayerNormalization { .. } | Op::AddNorm { rms: false, .. } => 17,
         Op::Shape { start, end } if *start != 0 || end.is_some() => 15,
         Op::Unary(UnaryOp::HardSwish) | Op::Trilu { .. } => 14,
         // Softmax per axis, Squeeze/Unsqueeze/ReduceSum axes and Split sizes as inputs.
@@ -491,7 +491,7 @@ pub(crate) fn onnx_form(
         Op::MatMulInteger => "MatMulInteger",
         Op::QLinearMatMul => "QLinearMatMul",
         // Several nodes each (see `fused.rs`).
-        Op::FusedMatMul { .. } | Op::Attention { .. } => return None,
+        Op::FusedMatMul { .. } | Op::Attention { .. } | Op::AddNorm { .. } => return None,
     };
     Some((ty, a))
 }

@@ -33,6 +33,51 @@ pub fn fused_matmul(activation: Activation, ins: &[Option<&Tensor>]) -> OpResult
     Ok(vec![y])
 }
 
+/// `sum = (x + bias) + residual`, then LayerNorm (or RMSNorm) of it over the last axis: the
+/// very ops `fuse-add-norm` replaces, in their order.
+pub fn add_norm(rms: bool, epsilon: f32, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult {
+    let x = req(ins, 0, "x")?;
+    let r = req(ins, 1, "residual")?;
+    let gamma = req(ins, 2, "gamma")?;
+    if x.shape() != r.shape() {
+        return Err(format!(
+            "x {:?} and residual {:?} differ in shape",
+            x.shape(),
+            r.shape()
+        ));
+    }
+    let one = |res: OpResult| -> Result<Tensor, String> {
+        res?.into_iter()
+            .next()
+            .ok_or_else(|| "no output".to_string())
+    };
+    let add = |a: &Tensor, b: &Tensor| one(elementwise::binary(BinaryOp::Add, &[Some(a), Some(b)]));
+    let mut sum = match opt(ins, 4) {
+        Some(bias) => add(x, bias)?,
+        None => x.clone(),
+    };
+    sum = add(&sum, r)?;
+    let y = if rms {
+        one(super::norm::rms_norm(
+            -1,
+            epsilon,
+            &[Some(&sum), Some(gamma)],
+        ))?
+    } else {
+        one(super::norm::layer_norm(
+            -1,
+            epsilon,
+            &[Some(&sum), Some(gamma), opt(ins, 3)],
+            1,
+        ))?
+    };
+    Ok(if num_outputs > 1 {
+        vec![y, sum]
+    } else {
+        vec![y]
+    })
+}
+
 /// `y[b, i, h·Dv + c] = Σ_j p[b,h,i,j]·v[b, j, h·Dv + c]` with
 /// `p[b,h,i,·] = softmax_j(scale·Σ_d q[b,i,h·D+d]·k[b,j,h·D+d] + mask[b,h,i,j])`.
 pub fn attention(num_heads: usize, scale: f32, ins: &[Option<&Tensor>]) -> OpResult {

@@ -26,6 +26,54 @@ pub fn fused_matmul(ins: &Ins, gen: &mut SymGen) -> Result<TensorType, String> {
     })
 }
 
+/// `x, residual, gamma, beta?, bias? → y (and sum)`, all of `x`'s type; the 1-D operands
+/// must have the last dimension's length.
+pub fn add_norm(rms: bool, ins: &Ins) -> Result<TensorType, String> {
+    let x = ins.ty(0, "x")?;
+    let r = ins.ty(1, "residual")?;
+    if r.dtype != x.dtype {
+        return Err(format!(
+            "residual has dtype {} but x has {}",
+            r.dtype, x.dtype
+        ));
+    }
+    if let (Some(sx), Some(sr)) = (&x.shape, &r.shape) {
+        if sx.len() != sr.len() {
+            return Err("x and residual must have the same rank".into());
+        }
+        for (a, b) in sx.iter().zip(sr) {
+            unify_dim(a, b, "x and residual shapes differ")?;
+        }
+    }
+    if rms && ins.opt_ty(3).is_some() {
+        return Err("an RMS AddNorm has no beta".into());
+    }
+    let last = x.shape.as_ref().and_then(|s| s.last().cloned());
+    if x.shape.as_ref().is_some_and(|s| s.is_empty()) {
+        return Err("x must have rank ≥ 1".into());
+    }
+    for (port, what) in [(2, "gamma"), (3, "beta"), (4, "bias")] {
+        let Some(t) = ins.opt_ty(port) else { continue };
+        if t.dtype != x.dtype {
+            return Err(format!(
+                "{what} has dtype {} but x has {}",
+                t.dtype, x.dtype
+            ));
+        }
+        if let (Some(s), Some(l)) = (&t.shape, &last) {
+            if s.len() != 1 {
+                return Err(format!("{what} must be 1-D"));
+            }
+            unify_dim(
+                &s[0],
+                l,
+                &format!("{what} length differs from the last dimension"),
+            )?;
+        }
+    }
+    Ok(x.clone())
+}
+
 /// `q [B,Sq,H·D], k [B,Sk,H·D], v [B,Sk,H·Dv], mask? → [B,Sq,H·Dv]`.
 pub fn attention(num_heads: usize, ins: &Ins) -> Result<TensorType, String> {
     if num_heads == 0 {

@@ -164,6 +164,10 @@ pub(crate) fn infer_node_vals(
         } => one(linalg::gemm(&ins, *trans_a, *trans_b, gen)?),
         Op::FusedMatMul { .. } => one(fused::fused_matmul(&ins, gen)?),
         Op::Attention { num_heads, .. } => one(fused::attention(*num_heads, &ins)?),
+        Op::AddNorm { rms, .. } => {
+            let ty = fused::add_norm(*rms, &ins)?;
+            Ok(vec![ty; num_outputs.clamp(1, 2)])
+        }
         Op::Einsum { equation } => one(linalg::einsum(equation, &ins, gen)?),
         Op::Conv { window, group } => one(window::conv(window, *group, &ins, gen)?),
         Op::ConvTranspose {

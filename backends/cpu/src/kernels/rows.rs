@@ -1,5 +1,6 @@
-//! Row kernels over the last axis of f32 tensors: LayerNormalization (with γ/β), Softmax
-//! (max-subtract, exp, sum, scale) and sum/mean reductions. Each row is cache-resident;
+//! Row kernels over the last axis of f32 tensors: LayerNormalization (with γ/β), the
+//! residual-add + norm of `AddNorm`, Softmax (max-subtract, exp, sum, scale) and sum/mean
+//! reductions. Each row is cache-resident;
 //! the loops work on 16-lane chunks so that the compiler vectorizes them, and run through
 //! an AVX-512 or AVX2+FMA clone of the same code when the CPU has it. Rows are split over
 //! the thread pool.
@@ -81,6 +82,29 @@ fn layer_norm_rows_impl(
     }
 }
 
+/// `s = (x + bias) + r` (the bias row, if any, repeats every `cols`).
+#[inline(always)]
+fn add_rows_impl(x: &[f32], r: &[f32], bias: Option<&[f32]>, s: &mut [f32], cols: usize) {
+    match bias {
+        Some(b) => {
+            for ((xr, rr), sr) in x
+                .chunks_exact(cols)
+                .zip(r.chunks_exact(cols))
+                .zip(s.chunks_exact_mut(cols))
+            {
+                for j in 0..cols {
+                    sr[j] = (xr[j] + b[j]) + rr[j];
+                }
+            }
+        }
+        None => {
+            for ((xv, rv), sv) in x.iter().zip(r).zip(s.iter_mut()) {
+                *sv = *xv + *rv;
+            }
+        }
+    }
+}
+
 #[inline(always)]
 fn rms_norm_rows_impl(x: &[f32], y: &mut [f32], cols: usize, gamma: &[f32], eps: f32) {
     for (xr, yr) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
@@ -152,7 +176,7 @@ fn reduce_rows_impl(x: &[f32], y: &mut [f32], cols: usize, scale: f32) {
 
 macro_rules! multiversion {
     ($name:ident, $impl_fn:ident, ($($arg:ident: $ty:ty),*)) => {
-        fn $name($($arg: $ty),*) {
+        pub(crate) fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
@@ -177,6 +201,7 @@ macro_rules! multiversion {
 
 multiversion!(layer_norm_rows, layer_norm_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, gamma: &[f32], beta: Option<&[f32]>, eps: f32));
 multiversion!(rms_norm_rows, rms_norm_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, gamma: &[f32], eps: f32));
+multiversion!(add_rows, add_rows_impl, (x: &[f32], r: &[f32], bias: Option<&[f32]>, s: &mut [f32], cols: usize));
 multiversion!(softmax_rows, softmax_rows_impl, (x: &[f32], y: &mut [f32], cols: usize));
 multiversion!(reduce_rows, reduce_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, scale: f32));
 
@@ -257,6 +282,74 @@ pub unsafe fn rms_norm(
     split_rows(x, y, rows, cols, cols, |xs, ys| {
         rms_norm_rows(xs, ys, cols, g, eps)
     });
+}
+
+/// `Op::AddNorm` on f32 rows: `sum = (x + bias) + residual`, then LayerNorm (γ, β) or
+/// RMSNorm (γ) of each row of the sum; the sum is written out when asked for (a Pre-LN
+/// residual stream), else kept in a per-task scratch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AddNormRows {
+    pub rms: bool,
+    pub rows: usize,
+    pub cols: usize,
+    pub eps: f32,
+    pub has_beta: bool,
+    pub has_bias: bool,
+    pub write_sum: bool,
+}
+
+impl AddNormRows {
+    /// # Safety
+    /// `ins` = x, residual, gamma, beta (if `has_beta`), bias (if `has_bias`); `outs` = y,
+    /// sum (if `write_sum`); all sized by the geometry; outputs overlap no input.
+    pub unsafe fn run(&self, ins: &[*const u8], outs: &[*mut u8]) -> Result<(), String> {
+        let (rows, cols) = (self.rows, self.cols);
+        let want = 3 + self.has_beta as usize + self.has_bias as usize;
+        if ins.len() != want || outs.len() != 1 + self.write_sum as usize {
+            return Err(format!("AddNorm takes {want} inputs, got {}", ins.len()));
+        }
+        if rows == 0 || cols == 0 {
+            return Ok(());
+        }
+        let f = |p: *const u8| SendPtr(p as *mut f32);
+        let (x, r) = (f(ins[0]), f(ins[1]));
+        let gamma = std::slice::from_raw_parts(ins[2] as *const f32, cols);
+        let beta = self
+            .has_beta
+            .then(|| std::slice::from_raw_parts(ins[3] as *const f32, cols));
+        let bias = self
+            .has_bias
+            .then(|| std::slice::from_raw_parts(ins[want - 1] as *const f32, cols));
+        let y = SendPtr(outs[0] as *mut f32);
+        let sum = self.write_sum.then(|| SendPtr(outs[1] as *mut f32));
+        let chunks = row_chunks(rows, min_rows(cols), 1);
+        par_for(chunks.len(), |t| {
+            let (r0, n) = chunks[t];
+            let span = |p: SendPtr<f32>| (p.get().wrapping_add(r0 * cols), n * cols);
+            // SAFETY: disjoint row ranges of buffers sized by the geometry.
+            unsafe {
+                let (xp, len) = span(x);
+                let xs = std::slice::from_raw_parts(xp, len);
+                let rs = std::slice::from_raw_parts(span(r).0, len);
+                let ys = std::slice::from_raw_parts_mut(span(y).0, len);
+                let mut scratch = Vec::new();
+                let ss: &mut [f32] = match sum {
+                    Some(s) => std::slice::from_raw_parts_mut(span(s).0, len),
+                    None => {
+                        scratch.resize(len, 0.0);
+                        &mut scratch
+                    }
+                };
+                add_rows(xs, rs, bias, ss, cols);
+                if self.rms {
+                    rms_norm_rows(ss, ys, cols, gamma, self.eps);
+                } else {
+                    layer_norm_rows(ss, ys, cols, gamma, beta, self.eps);
+                }
+            }
+        });
+        Ok(())
+    }
 }
 
 /// Softmax of each row of `rows × cols`.

@@ -36,6 +36,8 @@ pub enum ExtOp {
     Reduce(Reduce),
     Axis(AxisOp),
     Norm(NormRows),
+    /// args: x, residual, gamma, beta?, bias?; outputs y, sum?.
+    AddNorm(crate::kernels::rows::AddNormRows),
     BatchNorm(BatchNorm),
     Pool(Pool),
     Conv {
@@ -84,6 +86,7 @@ impl ExtOp {
             ExtOp::Reduce(r) => r.run(in0()?, outs[0]),
             ExtOp::Axis(a) => a.run(in0()?, outs)?,
             ExtOp::Norm(n) => n.run(&ins, outs)?,
+            ExtOp::AddNorm(n) => n.run(&ins, outs)?,
             ExtOp::BatchNorm(b) => b.run(&ins, outs[0])?,
             ExtOp::Pool(pl) => pl.run(in0()?, outs)?,
             ExtOp::Resize(rp) => rp.run(in0()?, outs[0]),

@@ -76,6 +76,44 @@ impl Lowerer<'_> {
                 }
                 self.push_ext_op(id, ExtOp::Norm(nr), &ins, &outs)?;
             }
+            Op::AddNorm { rms, epsilon } => {
+                let x = self.input_value(id, 0)?;
+                let r = self.input_value(id, 1)?;
+                let gamma = self.input_value(id, 2)?;
+                let (beta, bias) = (g.input(id, 3), g.input(id, 4));
+                let sx = self.shape(x);
+                let cols = sx.last().copied().unwrap_or(1);
+                let mut ins = vec![x, r, gamma];
+                ins.extend(beta);
+                ins.extend(bias);
+                for &v in &ins {
+                    if self.dtype(v) != DType::F32 {
+                        return Err(err(format!(
+                            "AddNorm is lowered for f32 only, got {}",
+                            self.dtype(v)
+                        )));
+                    }
+                }
+                if self.shape(r) != sx || ins[2..].iter().any(|&v| self.shape(v) != [cols]) {
+                    return Err(err("AddNorm needs x and residual of one shape and 1-D gamma/beta/bias of the last dimension".into()));
+                }
+                let sum = Value::new(id, 1);
+                let write_sum = g.node(id).outputs.len() > 1 && self.is_used(sum);
+                let nr = crate::kernels::rows::AddNormRows {
+                    rms,
+                    rows: sx[..sx.len().saturating_sub(1)].iter().product(),
+                    cols,
+                    eps: epsilon,
+                    has_beta: beta.is_some(),
+                    has_bias: bias.is_some(),
+                    write_sum,
+                };
+                let mut outs = vec![out];
+                if write_sum {
+                    outs.push(sum);
+                }
+                self.push_ext_op(id, ExtOp::AddNorm(nr), &ins, &outs)?;
+            }
             Op::BatchNormalization { epsilon } => {
                 let x = self.input_value(id, 0)?;
                 let sx = self.shape(x);
