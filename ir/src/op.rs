@@ -373,6 +373,17 @@ pub enum Op {
     /// is the sum itself, the residual stream of a Pre-LN block (PASSES.md §6 "bias +
     /// residual + LN"; made by `fuse-add-norm`).
     AddNorm { rms: bool, epsilon: f32 },
+    /// Padding-free execution, the bookkeeping: `mask [B,S] → offsets i64 [T], inverse i64
+    /// [B,S], cu_seqlens i64 [B+1]` where a token is valid when its mask entry is non-zero,
+    /// `T` counts valid tokens, `offsets[t] = b·S + s` of the `t`-th valid token (row-major
+    /// order), `inverse[b,s]` is `1 + t` for a valid token and 0 for padding (an index into
+    /// `[zero row; packed rows]`), and `cu_seqlens` is the prefix sum of the per-row counts
+    /// (PASSES.md §6 padding-free; made by `remove-padding`).
+    PaddingOffsets,
+    /// Attention over packed sequences: `q [T,H·D], k [T,H·D], v [T,H·Dv], cu_seqlens
+    /// [B+1] → y [T,H·Dv]`; the rows `cu_seqlens[b]..cu_seqlens[b+1]` form sequence `b` and
+    /// attend only among themselves (softmax(scale·q·kᵀ)·v per head, no mask).
+    PackedAttention { num_heads: usize, scale: f32 },
 }
 
 impl Op {

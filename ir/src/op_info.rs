@@ -64,6 +64,8 @@ impl Op {
             Op::FusedMatMul { .. } => range(2, 4),
             Op::Attention { .. } => range(3, 4),
             Op::AddNorm { .. } => range(3, 5),
+            Op::PaddingOffsets => fixed(1),
+            Op::PackedAttention { .. } => fixed(4),
         }
     }
 
@@ -134,6 +136,8 @@ impl Op {
             | Op::FusedMatMul { .. }
             | Op::Attention { .. } => (1, 1),
             Op::AddNorm { .. } => (1, 2),
+            Op::PaddingOffsets => (3, 3),
+            Op::PackedAttention { .. } => (1, 1),
         }
     }
 }

@@ -20,6 +20,7 @@ mod fuse_qkv;
 mod manager;
 mod poly;
 mod remove_identity;
+mod remove_padding;
 pub mod rewrite;
 mod rmsnorm;
 pub mod stats;
@@ -39,5 +40,6 @@ pub use manager::{
     pass_by_name, Changed, Pass, PassContext, PassError, PassStat, Pipeline, PASS_NAMES,
 };
 pub use remove_identity::remove_identity;
+pub use remove_padding::remove_padding;
 pub use rmsnorm::{crmsnorm, ln_to_rmsnorm};
 pub use stats::{flops, GraphStats};

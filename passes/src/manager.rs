@@ -17,7 +17,7 @@ pub enum Changed {
 pub enum PassError {
     #[error("pass '{pass}': {source}")]
     Ir { pass: String, source: IrError },
-    #[error("unknown pass '{0}' (known: {known})", known = PASS_NAMES.join(", "))]
+    #[error("unknown pass '{0}' (known: exact, none, {known})", known = PASS_NAMES.join(", "))]
     UnknownPass(String),
     #[error("pass '{0}' reported no change but modified the graph")]
     SilentChange(String),
@@ -93,6 +93,7 @@ pub const PASS_NAMES: &[&str] = &[
     "fuse-matmul",
     "fuse-qkv",
     "fuse-add-norm",
+    "remove-padding",
 ];
 
 type PassFn = fn(&mut Graph, &mut PassContext) -> Result<Changed, IrError>;
@@ -130,6 +131,7 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "fuse-matmul" => crate::fuse_matmul,
         "fuse-qkv" => crate::fuse_qkv,
         "fuse-add-norm" => crate::fuse_add_norm,
+        "remove-padding" => crate::remove_padding,
         _ => return Err(PassError::UnknownPass(name.to_string())),
     };
     let name = PASS_NAMES
@@ -139,6 +141,10 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         .unwrap_or("?");
     Ok(Box::new(FnPass { name, f }))
 }
+
+/// The passes of [`Pipeline::exact`].
+const EXACT: &str = "remove-identity,const-fold,canonicalize,fold-bn,const-fold,cse,\
+                     fuse-attention,fuse-add-norm,fuse-matmul,fuse-qkv,dce";
 
 /// An ordered list of passes.
 pub struct Pipeline {
@@ -150,18 +156,19 @@ impl Pipeline {
     /// no Identity nodes), recognise composite ops, fold BatchNorms, clean up again, then
     /// fuse attention and GEMM epilogues (last: the fused ops hide the patterns above).
     pub fn exact() -> Pipeline {
-        Pipeline::parse(
-            "remove-identity,const-fold,canonicalize,fold-bn,const-fold,cse,\
-             fuse-attention,fuse-add-norm,fuse-matmul,fuse-qkv,dce",
-        )
-        .expect("built-in pipeline names are valid")
+        Pipeline::parse(EXACT).expect("built-in pipeline names are valid")
     }
 
-    /// `a,b,c` by name; `none` or an empty string is the empty pipeline.
+    /// `a,b,c` by name; `exact` in the list stands for the exact pipeline's passes (so
+    /// `exact,remove-padding` works); `none` or an empty string is the empty pipeline.
     pub fn parse(spec: &str) -> Result<Pipeline, PassError> {
         let passes = spec
             .split(',')
             .map(str::trim)
+            .flat_map(|s| match s {
+                "exact" => EXACT.split(',').collect::<Vec<_>>(),
+                s => vec![s],
+            })
             .filter(|s| !s.is_empty() && *s != "none")
             .map(pass_by_name)
             .collect::<Result<_, _>>()?;

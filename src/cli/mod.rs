@@ -15,11 +15,8 @@ use whittle::runtime::npy;
 /// Every CLI error is one line of text.
 pub type CliResult = Result<(), String>;
 
-/// `exact` names the default exact pipeline; anything else is a comma-separated pass list.
+/// A comma-separated pass list, where `exact` stands for the default exact pipeline.
 pub fn pipeline(spec: &str) -> Result<Pipeline, String> {
-    if spec == "exact" {
-        return Ok(Pipeline::exact());
-    }
     Pipeline::parse(spec).map_err(|e| e.to_string())
 }
 

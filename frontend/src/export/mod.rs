@@ -221,7 +221,12 @@ fn export_graph(g: &Graph, order: &[NodeId], doc: &str) -> Result<GraphProto, Fr
             op => {
                 let split_sizes = matches!(op, Op::Split { .. }) && g.input(id, 1).is_some();
                 let (ty, attrs) = onnx_form(op, split_sizes).ok_or_else(|| {
-                    FrontendError::Export(format!("node '{}': no ONNX form", node.name))
+                    FrontendError::Export(format!(
+                        "node '{}': {} has no standard ONNX form (run the passes that make it \
+                         only where the model is executed, not before exporting)",
+                        node.name,
+                        op.kind_name()
+                    ))
                 })?;
                 gp.node.push(NodeProto {
                     name: Some(node.name.clone()),

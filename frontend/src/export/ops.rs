@@ -492,6 +492,8 @@ pub(crate) fn onnx_form(
         Op::QLinearMatMul => "QLinearMatMul",
         // Several nodes each (see `fused.rs`).
         Op::FusedMatMul { .. } | Op::Attention { .. } | Op::AddNorm { .. } => return None,
+        // No standard ONNX form (ONNX Runtime has contrib ops for them): export refuses.
+        Op::PaddingOffsets | Op::PackedAttention { .. } => return None,
     };
     Some((ty, a))
 }

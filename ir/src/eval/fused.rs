@@ -158,6 +158,75 @@ pub fn attention(num_heads: usize, scale: f32, ins: &[Option<&Tensor>]) -> OpRes
     Ok(vec![float_tensor(dt, vec![b, lq, ev], &out)?])
 }
 
+/// `mask [B,S] → offsets [T], inverse [B,S], cu_seqlens [B+1]` (see `Op::PaddingOffsets`).
+pub fn padding_offsets(ins: &[Option<&Tensor>]) -> OpResult {
+    let m = req(ins, 0, "mask")?;
+    let &[b, s] = m.shape() else {
+        return Err(format!(
+            "the mask must be [batch, seq], got {:?}",
+            m.shape()
+        ));
+    };
+    let mut offsets = Vec::new();
+    let mut inverse = vec![0i64; b * s];
+    let mut cu = vec![0i64; b + 1];
+    for bi in 0..b {
+        for si in 0..s {
+            let i = bi * s + si;
+            if m.get_f64(i) != 0.0 {
+                offsets.push(i as i64);
+                inverse[i] = offsets.len() as i64;
+            }
+        }
+        cu[bi + 1] = offsets.len() as i64;
+    }
+    Ok(vec![
+        Tensor::from_vec(vec![offsets.len()], offsets),
+        Tensor::from_vec(vec![b, s], inverse),
+        Tensor::from_vec(vec![b + 1], cu),
+    ])
+}
+
+/// Attention per packed sequence: rows `cu[b]..cu[b+1]` of q, k, v, as [`attention`] on a
+/// batch of one without a mask.
+pub fn packed_attention(num_heads: usize, scale: f32, ins: &[Option<&Tensor>]) -> OpResult {
+    let q = req(ins, 0, "q")?;
+    let k = req(ins, 1, "k")?;
+    let v = req(ins, 2, "v")?;
+    let cu = req(ins, 3, "cu_seqlens")?;
+    let (&[t, e], &[tk, ek], &[tv, ev]) = (q.shape(), k.shape(), v.shape()) else {
+        return Err("packed q, k and v must have rank 2".into());
+    };
+    if tk != t || tv != t || ek != e {
+        return Err(format!(
+            "packed shapes q {:?}, k {:?}, v {:?} do not match",
+            q.shape(),
+            k.shape(),
+            v.shape()
+        ));
+    }
+    let bounds: Vec<i64> = (0..cu.len()).map(|i| cu.get_f64(i) as i64).collect();
+    if bounds.first() != Some(&0)
+        || bounds.last() != Some(&(t as i64))
+        || bounds.windows(2).any(|w| w[1] < w[0])
+    {
+        return Err(format!("cu_seqlens {bounds:?} does not split {t} tokens"));
+    }
+    let dt = q.dtype();
+    let (qv, kv, vv) = (q.to_f64_vec(), k.to_f64_vec(), v.to_f64_vec());
+    let mut out = Vec::with_capacity(t * ev);
+    for w in bounds.windows(2) {
+        let (r0, r1) = (w[0] as usize, w[1] as usize);
+        let part = |data: &[f64], width: usize| {
+            float_tensor(dt, vec![1, r1 - r0, width], &data[r0 * width..r1 * width])
+        };
+        let (qs, ks, vs) = (part(&qv, e)?, part(&kv, e)?, part(&vv, ev)?);
+        let y = attention(num_heads, scale, &[Some(&qs), Some(&ks), Some(&vs), None])?;
+        out.extend(y[0].to_f64_vec());
+    }
+    Ok(vec![float_tensor(dt, vec![t, ev], &out)?])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

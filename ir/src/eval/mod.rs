@@ -157,6 +157,8 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
         QLinearMatMul => linalg::qlinear_matmul(ins),
         FusedMatMul { activation } => fused::fused_matmul(*activation, ins),
         Attention { num_heads, scale } => fused::attention(*num_heads, *scale, ins),
+        PaddingOffsets => fused::padding_offsets(ins),
+        PackedAttention { num_heads, scale } => fused::packed_attention(*num_heads, *scale, ins),
         AddNorm { rms, epsilon } => fused::add_norm(*rms, *epsilon, ins, num_outputs),
     }
 }

@@ -74,6 +74,66 @@ pub fn add_norm(rms: bool, ins: &Ins) -> Result<TensorType, String> {
     Ok(x.clone())
 }
 
+/// `mask [B,S] → offsets [T], inverse [B,S], cu_seqlens [B+1]` (all i64; `T` fresh).
+pub fn padding_offsets(ins: &Ins, gen: &mut SymGen) -> Result<Vec<TensorType>, String> {
+    let m = ins.ty(0, "mask")?;
+    let dims = match &m.shape {
+        Some(s) if s.len() == 2 => s.clone(),
+        Some(s) => {
+            return Err(format!(
+                "the mask must be [batch, seq], got rank {}",
+                s.len()
+            ))
+        }
+        None => gen.fresh_dims(2),
+    };
+    let cu = match &dims[0] {
+        Dim::Known(b) => Dim::Known(b + 1),
+        _ => gen.fresh(),
+    };
+    Ok(vec![
+        TensorType::new(crate::DType::I64, vec![gen.fresh()]),
+        TensorType::new(crate::DType::I64, dims),
+        TensorType::new(crate::DType::I64, vec![cu]),
+    ])
+}
+
+/// `q [T,H·D], k [T,H·D], v [T,H·Dv], cu_seqlens [B+1] → [T,H·Dv]`.
+pub fn packed_attention(num_heads: usize, ins: &Ins) -> Result<TensorType, String> {
+    if num_heads == 0 {
+        return Err("num_heads must be positive".into());
+    }
+    let q = ins.ty(0, "q")?;
+    let k = ins.ty(1, "k")?;
+    let v = ins.ty(2, "v")?;
+    let cu = ins.ty(3, "cu_seqlens")?;
+    if k.dtype != q.dtype || v.dtype != q.dtype {
+        return Err("q, k and v dtypes differ".into());
+    }
+    if cu.dtype != crate::DType::I64 {
+        return Err(format!("cu_seqlens must be i64, got {}", cu.dtype));
+    }
+    let (Some(sq), Some(sk), Some(sv)) = (&q.shape, &k.shape, &v.shape) else {
+        return Ok(TensorType::unknown_rank(q.dtype));
+    };
+    if sq.len() != 2 || sk.len() != 2 || sv.len() != 2 {
+        return Err("packed q, k and v must have rank 2 ([tokens, heads·head_size])".into());
+    }
+    for (d, what) in [(&sq[1], "q"), (&sv[1], "v")] {
+        if let Dim::Known(n) = d {
+            if n % num_heads != 0 {
+                return Err(format!(
+                    "{what} width {n} is not a multiple of {num_heads} heads"
+                ));
+            }
+        }
+    }
+    unify_dim(&sq[1], &sk[1], "q and k widths differ")?;
+    let t = unify_dim(&sq[0], &sk[0], "q and k token counts differ")?;
+    let t = unify_dim(&t, &sv[0], "q and v token counts differ")?;
+    Ok(TensorType::new(q.dtype, vec![t, sv[1].clone()]))
+}
+
 /// `q [B,Sq,H·D], k [B,Sk,H·D], v [B,Sk,H·Dv], mask? → [B,Sq,H·Dv]`.
 pub fn attention(num_heads: usize, ins: &Ins) -> Result<TensorType, String> {
     if num_heads == 0 {

@@ -164,6 +164,8 @@ pub(crate) fn infer_node_vals(
         } => one(linalg::gemm(&ins, *trans_a, *trans_b, gen)?),
         Op::FusedMatMul { .. } => one(fused::fused_matmul(&ins, gen)?),
         Op::Attention { num_heads, .. } => one(fused::attention(*num_heads, &ins)?),
+        Op::PaddingOffsets => fused::padding_offsets(&ins, gen),
+        Op::PackedAttention { num_heads, .. } => one(fused::packed_attention(*num_heads, &ins)?),
         Op::AddNorm { rms, .. } => {
             let ty = fused::add_norm(*rms, &ins)?;
             Ok(vec![ty; num_outputs.clamp(1, 2)])
