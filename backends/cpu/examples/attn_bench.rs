@@ -24,6 +24,7 @@ fn main() {
         scale: 1.0 / (d as f32).sqrt(),
         mask_strides: Some([0, 0, 0, 1]),
         qkv_layout: None,
+        out_offset: 0,
     };
     let e = h * d;
     let q: Vec<f32> = (0..s * e)

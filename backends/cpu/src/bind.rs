@@ -22,7 +22,7 @@ pub fn attribute_ports(op: &Op) -> &'static [usize] {
         Op::Slice => &[1, 2, 3, 4],
         Op::Pad { .. } => &[1, 2, 3],
         Op::Resize(_) => &[1, 2, 3],
-        Op::ConstantOfShape { .. } => &[0],
+        Op::ConstantOfShape { .. } | Op::PaddingOffsets => &[0],
         Op::Range => &[0, 1, 2],
         Op::Dropout => &[1, 2],
         _ => &[],

@@ -240,3 +240,121 @@ fn add_norm_matches_reference() {
         }
     }
 }
+
+/// Padding-free attention as `remove-padding` builds it (PaddingOffsets on a mask input,
+/// packing Gather, fused QKV GEMM + Split, PackedAttention, zero-row Concat + restoring
+/// Gather) matches the reference for masks with empty, partial and full rows; each mask is
+/// bound per run, so different masks compile different plans.
+#[test]
+fn packed_attention_on_bound_masks_matches_reference() {
+    use whittle_ir::{Dim, Tensor, Value, ValueInfo};
+    let mut r = rng(25);
+    let (b, s, e, h) = (3usize, 7usize, 16usize, 2usize);
+    let sym = |n: &str| Dim::Sym(n.into());
+    let ty = |dt: DType, d: Vec<Dim>| TensorType::new(dt, d);
+    let info = |n: &str, t: TensorType| ValueInfo {
+        name: n.into(),
+        ty: t,
+    };
+    let mut g = Graph::new("packed");
+    let x = g.add_input("h", TensorType::fixed(DType::F32, &[b, s, e]));
+    let am = g.add_input("am", TensorType::fixed(DType::I64, &[b, s]));
+    let po = g.add_node(
+        Op::PaddingOffsets,
+        "po",
+        &[Some(am)],
+        vec![
+            info("off", ty(DType::I64, vec![sym("T")])),
+            info("inv", TensorType::fixed(DType::I64, &[b, s])),
+            info("cu", TensorType::fixed(DType::I64, &[b + 1])),
+        ],
+    );
+    let (off, inv, cu) = (Value::new(po, 0), Value::new(po, 1), Value::new(po, 2));
+    let flat = node(
+        &mut g,
+        Op::Flatten { axis: 2 },
+        "flat",
+        &[Some(x)],
+        &[b * s, e],
+    );
+    let rows = |n: usize| ty(DType::F32, vec![sym("T"), Dim::Known(n)]);
+    let pid = g.add_node(
+        Op::Gather { axis: 0 },
+        "p",
+        &[Some(flat), Some(off)],
+        vec![info("p", rows(e))],
+    );
+    let w = g.add_const("w", rand_tensor(&mut r, &[e, 3 * e], -0.5, 0.5));
+    let c = g.add_const("c", rand_tensor(&mut r, &[3 * e], -0.5, 0.5));
+    let qkv = g.add_node(
+        Op::FusedMatMul {
+            activation: Activation::Linear,
+        },
+        "qkv",
+        &[Some(Value::new(pid, 0)), Some(w), Some(c)],
+        vec![info("qkv", rows(3 * e))],
+    );
+    let sizes = g.add_const("sizes", Tensor::from_vec(vec![3], vec![e as i64; 3]));
+    let split = g.add_node(
+        Op::Split {
+            axis: -1,
+            num_outputs: 3,
+        },
+        "split",
+        &[Some(Value::new(qkv, 0)), Some(sizes)],
+        vec![info("q", rows(e)), info("k", rows(e)), info("v", rows(e))],
+    );
+    let sv = |p| Some(Value::new(split, p));
+    let pa = g.add_node(
+        Op::PackedAttention {
+            num_heads: h,
+            scale: 0.35,
+        },
+        "pa",
+        &[sv(0), sv(1), sv(2), Some(cu)],
+        vec![info("y", rows(e))],
+    );
+    let zero = g.add_const(
+        "zero",
+        Tensor::from_f64(DType::F32, vec![1, e], &vec![0.0; e]),
+    );
+    let cat = g.add_node(
+        Op::Concat { axis: 0 },
+        "cat",
+        &[Some(zero), Some(Value::new(pa, 0))],
+        vec![info("cat", ty(DType::F32, vec![sym("T1"), Dim::Known(e)]))],
+    );
+    let out = node(
+        &mut g,
+        Op::Gather { axis: 0 },
+        "out",
+        &[Some(Value::new(cat, 0)), Some(inv)],
+        &[b, s, e],
+    );
+    g.add_output(out, "out");
+    use whittle_runtime::Backend;
+    let exe = whittle_cpu::CpuBackend::with_threads(2)
+        .compile(&g)
+        .expect("compile");
+    for lens in [[0usize, 3, 7], [7, 7, 7], [1, 0, 0], [2, 5, 1]] {
+        let m: Vec<i64> = lens
+            .iter()
+            .flat_map(|&l| (0..s).map(move |j| (j < l) as i64))
+            .collect();
+        let ins = [
+            ("h", rand_tensor(&mut r, &[b, s, e], -2.0, 2.0)),
+            ("am", Tensor::from_vec(vec![b, s], m)),
+        ];
+        let got = exe.run(&ins).expect("run")[0].1.to_f64_vec();
+        let want = whittle_ir::eval::run(&g, &ins).expect("eval")[0]
+            .1
+            .to_f64_vec();
+        let scale = want.iter().fold(1e-30f64, |a, x| a.max(x.abs()));
+        for (i, (o, w)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                (o - w).abs() <= 1e-5 * scale,
+                "lens {lens:?} element {i}: {o} vs {w}"
+            );
+        }
+    }
+}

@@ -32,6 +32,9 @@ pub struct AttnGeom {
     /// stride)` in elements, when they are column blocks of wider rows (one fused QKV GEMM
     /// output read in place); `None`: each is its own dense `[B, S, H·D]` tensor.
     pub qkv_layout: Option<[(usize, usize); 3]>,
+    /// Where the output starts in its buffer (elements): packed sequences write their
+    /// rows of one `[T, H·Dv]` output.
+    pub out_offset: usize,
 }
 
 impl AttnGeom {
@@ -128,7 +131,7 @@ unsafe fn one_head(
     let q0 = q.add(qo + b * lq * qs + h * d);
     let k0 = k.add(ko + b * lk * ks + h * d);
     let v0 = v.add(vo + b * lk * vs + h * dv);
-    let o0 = out.add(b * lq * ev + h * dv);
+    let o0 = out.add(g.out_offset + b * lq * ev + h * dv);
     if lk == 0 {
         for i in 0..lq {
             std::slice::from_raw_parts_mut(o0.add(i * ev), dv).fill(0.0);
@@ -396,6 +399,7 @@ mod tests {
                 scale,
                 mask_strides,
                 qkv_layout: None,
+                out_offset: 0,
             };
             let mut out = vec![0.0f32; b * lq * h * dv];
             let mp = m.as_ref().map_or(std::ptr::null(), |m| m.as_ptr());

@@ -134,6 +134,7 @@ impl Lowerer<'_> {
             scale,
             mask_strides,
             qkv_layout: Some([(pq.1, pq.2), (pk.1, pk.2), (pv.1, pv.2)]),
+            out_offset: 0,
         };
         let mut args = Vec::with_capacity(5);
         for x in [Some(pq.0), Some(pk.0), Some(pv.0), mask]
@@ -156,9 +157,10 @@ impl Lowerer<'_> {
 }
 
 impl Lowerer<'_> {
-    /// Whether `split` needs no step: a last-axis Split of a rank-3 f32 tensor all of whose
-    /// outputs are read only as Q, K or V of `Attention` nodes, which read the blocks in
-    /// place (see [`Lowerer::split_block`]).
+    /// Whether `split` needs no step: a last-axis Split of a rank-3 (or, packed, rank-2)
+    /// f32 tensor all of whose outputs are read only as Q, K or V of `Attention` /
+    /// `PackedAttention` nodes, which read the blocks in place (see
+    /// [`Lowerer::split_block`]).
     pub(super) fn split_absorbed(&self, split: NodeId) -> bool {
         let g = self.g;
         let Op::Split { axis, .. } = g.node(split).op else {
@@ -168,15 +170,22 @@ impl Lowerer<'_> {
             return false;
         };
         let rank = self.shape(x).len() as i64;
-        if rank != 3 || (axis != 2 && axis != -1) || self.dtype(x) != DType::F32 {
+        if !(2..=3).contains(&rank) || (axis != rank - 1 && axis != -1) {
+            return false;
+        }
+        if self.dtype(x) != DType::F32 {
             return false;
         }
         (0..g.node(split).outputs.len()).all(|p| {
             let v = Value::new(split, p);
             !g.is_output(v)
-                && g.consumers(v)
-                    .iter()
-                    .all(|&(n, i)| i < 3 && matches!(g.node(n).op, Op::Attention { .. }))
+                && g.consumers(v).iter().all(|&(n, i)| {
+                    i < 3
+                        && matches!(
+                            g.node(n).op,
+                            Op::Attention { .. } | Op::PackedAttention { .. }
+                        )
+                })
         })
     }
 
@@ -187,10 +196,110 @@ impl Lowerer<'_> {
             return None;
         }
         let x = self.g.input(v.node, 0)?;
-        let off = (0..v.port)
-            .map(|p| self.shape(Value::new(v.node, p))[2])
-            .sum();
-        Some((x, off, self.shape(x)[2]))
+        let last = |v: Value| self.shape(v).last().copied().unwrap_or(0);
+        let off = (0..v.port).map(|p| last(Value::new(v.node, p))).sum();
+        Some((x, off, last(x)))
+    }
+
+    /// `PackedAttention` with constant `cu_seqlens` (the cpu backend binds the padding mask
+    /// per run, so the offsets fold to constants): one attention step per sequence, on its
+    /// rows of the packed Q, K, V and output.
+    pub(super) fn packed_attention(&mut self, id: NodeId) -> Result<(), RuntimeError> {
+        let g = self.g;
+        let Op::PackedAttention { num_heads, scale } = g.node(id).op else {
+            return Err(unsupported(g, id, "not a PackedAttention node"));
+        };
+        let (Some(q), Some(k), Some(v), Some(cu)) = (
+            g.input(id, 0),
+            g.input(id, 1),
+            g.input(id, 2),
+            g.input(id, 3),
+        ) else {
+            return Err(unsupported(g, id, "needs inputs q, k, v and cu_seqlens"));
+        };
+        let out = Value::new(id, 0);
+        for x in [q, k, v, out] {
+            if self.dtype(x) != DType::F32 {
+                return Err(unsupported(g, id, "only f32 attention is lowered"));
+            }
+        }
+        let bounds: Vec<usize> = match g.const_tensor(cu) {
+            Some(t) => (0..t.len()).map(|i| t.get_f64(i) as usize).collect(),
+            None => {
+                return Err(unsupported(
+                    g,
+                    id,
+                    "cu_seqlens is not known when compiling (the padding mask must be a graph \
+                     input of at most 4096 elements, which the cpu backend binds per run)",
+                ))
+            }
+        };
+        let (sq, sv) = (self.shape(q), self.shape(v));
+        let h = num_heads;
+        let t = sq[0];
+        let ok = sq.len() == 2
+            && self.shape(k) == sq
+            && sv.len() == 2
+            && sv[0] == t
+            && h > 0
+            && sq[1] % h == 0
+            && sv[1] % h == 0
+            && bounds.first() == Some(&0)
+            && bounds.last() == Some(&t)
+            && bounds.windows(2).all(|w| w[0] <= w[1]);
+        if !ok {
+            return Err(unsupported(
+                g,
+                id,
+                format!("packed shapes q {sq:?}, v {sv:?} and cu_seqlens {bounds:?} do not fit"),
+            ));
+        }
+        let place = |x: Value| match self.split_block(x) {
+            Some(p) => p,
+            None => (x, 0, self.shape(x)[1]),
+        };
+        let (pq, pk, pv) = (place(q), place(k), place(v));
+        let mut args = Vec::with_capacity(4);
+        for x in [pq.0, pk.0, pv.0] {
+            args.push(self.read(x)?);
+        }
+        args.push(self.alloc(out));
+        let name = g.node(id).name.clone();
+        for w in bounds.windows(2) {
+            let (r0, len) = (w[0], w[1] - w[0]);
+            if len == 0 {
+                continue;
+            }
+            let at = |p: (Value, usize, usize)| (p.1 + r0 * p.2, p.2);
+            let geom = AttnGeom {
+                batch: 1,
+                heads: h,
+                q_len: len,
+                k_len: len,
+                head: sq[1] / h,
+                v_head: sv[1] / h,
+                scale,
+                mask_strides: None,
+                qkv_layout: Some([at(pq), at(pk), at(pv)]),
+                out_offset: r0 * sv[1],
+            };
+            self.prog
+                .steps
+                .push(Step::Attention(Box::new(AttentionStep {
+                    geom,
+                    args: args.clone(),
+                    name: name.clone(),
+                })));
+        }
+        // Every step reads Q, K, V and writes the output: keep them live to the last one.
+        let last = self.prog.steps.len().saturating_sub(1);
+        for b in &args {
+            if let Buf::Arena(i) = *b {
+                let r = &mut self.prog.buffers[i];
+                r.last_use = r.last_use.max(last);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -368,6 +368,7 @@ impl Lowerer<'_> {
             Op::MatMul if self.host_matmul(id)? => {} // non-f32 (ops_ext)
             Op::MatMul | Op::Gemm { .. } | Op::FusedMatMul { .. } => self.matmul(id)?,
             Op::Attention { .. } => self.attention(id)?,
+            Op::PackedAttention { .. } => self.packed_attention(id)?,
             _ if self.conv_absorbed(id)? => {} // applied by its Conv (ops_conv)
             _ if self.fusible(id)? => self.fused(id, inlined)?,
             _ if self.host_ext(id)? => {}
