@@ -90,10 +90,14 @@ pub(crate) fn internal(msg: impl Into<String>) -> RuntimeError {
 /// bound by value ([`bind`]): the key of the plan cache.
 type Signature = (Vec<(DType, Vec<usize>)>, Vec<Vec<u8>>);
 
-/// A compiled graph: the graph itself, one plan per input-shape signature seen so far,
-/// and the thread pool the plans run on. A graph whose input shapes are all fixed is
-/// compiled once, at `compile`, and then released (its plan holds what it needs: packed
-/// weights and the constants the steps read), so its weights are not kept twice.
+/// Plans kept per executable (one per input-shape / bound-value signature).
+pub const MAX_PLANS: usize = 64;
+
+/// A compiled graph: the graph itself, one plan per input-shape signature seen so far
+/// (at most [`MAX_PLANS`]), and the thread pool the plans run on. A graph whose input
+/// shapes are all fixed is compiled once, at `compile`, and then released (its plan holds
+/// what it needs: packed weights and the constants the steps read), so its weights are not
+/// kept twice.
 pub struct CpuExecutable {
     /// `None` once the only possible plan is compiled (fixed input shapes).
     graph: Option<Graph>,
@@ -160,6 +164,11 @@ impl CpuExecutable {
         self.compilations.load(Ordering::Relaxed)
     }
 
+    /// Number of plans held now (at most [`MAX_PLANS`]).
+    pub fn cached_plans(&self) -> usize {
+        self.plans.lock().map(|m| m.len()).unwrap_or(0)
+    }
+
     /// Statistics of the plan for the given input shapes, if it was compiled.
     pub fn stats_for(&self, shapes: &[Vec<usize>]) -> Option<PlanStats> {
         let plans = self.plans.lock().ok()?;
@@ -193,6 +202,14 @@ impl CpuExecutable {
         let plan = Arc::new(Plan::compile(&g)?);
         self.compilations.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = self.plans.lock() {
+            // Bound the cache: inputs whose values shape the plan (a padding mask, Slice
+            // starts fed at run time) can make a new signature per run. Evict an arbitrary
+            // older plan; runs in flight keep theirs alive through the Arc.
+            if m.len() >= MAX_PLANS {
+                if let Some(k) = m.keys().next().cloned() {
+                    m.remove(&k);
+                }
+            }
             m.insert(sig, plan.clone());
         }
         Ok(plan)
