@@ -196,3 +196,54 @@ fn fused_qkv_splits_equal_the_separate_gemms() {
         assert_eq!(print_graph(&f).unwrap(), print_graph(&again).unwrap());
     }
 }
+
+/// Largest relative L2 error (‖a − b‖ / ‖a‖) of `h`'s outputs against `g`'s.
+fn rel_l2_err(g: &Graph, h: &Graph, mut seed: u64, rounds: usize) -> f64 {
+    let mut worst = 0.0f64;
+    for _ in 0..rounds {
+        let ins = inputs(g, &mut seed);
+        let refs: Vec<(&str, whittle_ir::Tensor)> =
+            ins.iter().map(|(n, t)| (n.as_str(), t.clone())).collect();
+        let want = whittle_ir::eval::run(g, &refs).unwrap();
+        let got = whittle_ir::eval::run(h, &refs).unwrap();
+        for ((_, w), (_, o)) in want.iter().zip(&got) {
+            let (w, o) = (w.to_f64_vec(), o.to_f64_vec());
+            let num: f64 = w.iter().zip(&o).map(|(a, b)| (a - b) * (a - b)).sum();
+            let den: f64 = w.iter().map(|a| a * a).sum();
+            worst = worst.max((num / den.max(1e-300)).sqrt());
+        }
+    }
+    worst
+}
+
+/// PASSES.md §6 test 1 for fp16: the same filetest graphs in f16 keep their outputs within
+/// 1e-3 relative (L2) under `ir::eval` after the fusions that apply to f16 (`fuse-add-norm` is
+/// f32-only and must leave an f16 graph alone).
+#[test]
+fn fused_ops_in_f16_stay_within_1e_3() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/filetests");
+    let mut fused = 0;
+    for dir in ["fuse-matmul", "fuse-attention", "fuse-qkv", "fuse-add-norm"] {
+        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "wir"))
+            .collect();
+        files.sort();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let head = text.split("# expected:").next().unwrap().replace("f32", "f16");
+            let g = parse_graph(&head).unwrap();
+            let h = apply(&g, dir);
+            let err = rel_l2_err(&g, &h, 11, 2);
+            assert!(err <= 1e-3, "{} in f16: relative L2 error {err:e}", f.display());
+            let changed = print_graph(&g).unwrap() != print_graph(&h).unwrap();
+            if dir == "fuse-add-norm" {
+                assert!(!changed, "{}: fuse-add-norm must leave f16 alone", f.display());
+            }
+            fused += changed as usize;
+        }
+    }
+    assert!(fused >= 8, "only {fused} f16 graphs were fused");
+}
