@@ -137,6 +137,13 @@ fn attention_with_masks_lengths_and_head_sizes() {
         (1, 81, 1, 128, vec![1, 1, 81, 81], true),
         (1, 5, 3, 4, vec![5], false),
         (2, 7, 2, 8, vec![2, 2, 7, 7], false),
+        // Lengths straddling 256, 384 and 1024 (PASSES.md §6 test 3).
+        (1, 255, 1, 64, vec![1, 1, 1, 255], false),
+        (1, 257, 1, 128, vec![1, 1, 257, 257], true),
+        (1, 383, 1, 64, vec![1, 1, 1, 383], false),
+        (1, 385, 1, 64, vec![1, 1, 385, 385], true),
+        (1, 1023, 1, 64, vec![1, 1, 1, 1023], false),
+        (1, 1025, 1, 64, vec![1, 1, 1025, 1025], true),
     ] {
         let g = parse_graph(&attention_graph(b, s, h, d, &mask, causal)).unwrap();
         let fused = apply(&g, "fuse-attention");
