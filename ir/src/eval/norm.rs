@@ -47,11 +47,14 @@ pub fn batch_norm(epsilon: f32, ins: &[Option<&Tensor>]) -> OpResult {
     Ok(vec![float_tensor(x.dtype(), x.shape().to_vec(), &out)?])
 }
 
-/// Mean and variance of every row when `x` is seen as `[prod(shape[..axis]), rest]`.
-fn row_stats(xv: &[f64], cols: usize) -> Vec<(f64, f64)> {
-    xv.chunks(cols.max(1))
-        .map(|row| {
-            let n = row.len() as f64;
+/// Mean and variance of each of the `rows` rows of `cols` values when `x` is seen as
+/// `[prod(shape[..axis]), rest]`. A row of no values has NaN statistics, as numpy's mean
+/// over an empty axis in the ONNX reference.
+fn row_stats(xv: &[f64], rows: usize, cols: usize) -> Vec<(f64, f64)> {
+    (0..rows)
+        .map(|r| {
+            let row = &xv[r * cols..(r + 1) * cols];
+            let n = cols as f64;
             let mean = row.iter().sum::<f64>() / n;
             let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
             (mean, var)
@@ -77,7 +80,8 @@ pub fn layer_norm(
         None => None,
     };
     let xv = x.to_f64_vec();
-    let stats = row_stats(&xv, cols);
+    let rows: usize = shape[..ax].iter().product();
+    let stats = row_stats(&xv, rows, cols);
     let eps = epsilon as f64;
     let mut y = Vec::with_capacity(xv.len());
     for (i, &v) in xv.iter().enumerate() {
@@ -204,6 +208,21 @@ mod tests {
         assert_eq!(outs[1].shape(), &[1, 1]);
         assert!(close(outs[1].as_slice::<f32>().unwrap(), &[2.0]));
         assert!(close(outs[2].as_slice::<f32>().unwrap(), &[1.0]));
+    }
+
+    #[test]
+    fn layer_norm_stats_of_empty_rows_are_nan() {
+        // [2, 0] over axis 1: two rows of no values; [0] over axis 0: one such row.
+        for (shape, stats_shape) in [(vec![2, 0], vec![2, 1]), (vec![0], vec![1])] {
+            let x = Tensor::from_vec(shape.clone(), Vec::<f32>::new());
+            let s = Tensor::from_vec(vec![0], Vec::<f32>::new());
+            let outs = layer_norm(-1, 1e-5, &[Some(&x), Some(&s)], 3).unwrap();
+            assert_eq!(outs[0].shape(), &shape[..]);
+            for t in &outs[1..] {
+                assert_eq!(t.shape(), &stats_shape[..]);
+                assert!(t.as_slice::<f32>().unwrap().iter().all(|v| v.is_nan()));
+            }
+        }
     }
 
     #[test]

@@ -272,8 +272,8 @@ pub fn concat(axis: i64, ins: &Ins, gen: &mut SymGen) -> Result<TensorType, Stri
     Ok(TensorType::new(dtype, out))
 }
 
-/// `x, split? → y0..y{n-1}`: without `split`, equal parts (the last one smaller when
-/// the size does not divide).
+/// `x, split? → y0..y{n-1}`: without `split`, equal parts of `ceil(d / n)`, the last ones
+/// smaller when the size does not divide (clamped to what is left, as the ONNX reference).
 pub fn split(axis: i64, n: usize, ins: &Ins, gen: &mut SymGen) -> Result<Vec<TensorType>, String> {
     let x = ins.ty(0, "input")?;
     let Some(s) = &x.shape else {
@@ -304,15 +304,12 @@ pub fn split(axis: i64, n: usize, ins: &Ins, gen: &mut SymGen) -> Result<Vec<Ten
             if n == 0 {
                 return Err("Split needs at least one output".into());
             }
+            // Parts of ceil(d / n), each clamped to what is left: the ONNX reference slices
+            // `[i·part, (i+1)·part)` with numpy, so 5 into 4 gives [2, 2, 1, 0].
             let part = d.div_ceil(n);
-            let last = d
-                .checked_sub(part * (n - 1))
-                .ok_or_else(|| format!("cannot split size {d} into {n} parts"))?;
-            let mut v = vec![Dim::Known(part); n];
-            if let Some(l) = v.last_mut() {
-                *l = Dim::Known(last);
-            }
-            v
+            (0..n)
+                .map(|i| Dim::Known(d.saturating_sub(i * part).min(part)))
+                .collect()
         }
         (None, d) if n == 1 => vec![d.clone()],
         (None, _) => gen.fresh_dims(n),
@@ -561,4 +558,36 @@ pub fn pad(ins: &Ins, gen: &mut SymGen) -> Result<TensorType, String> {
         };
     }
     Ok(TensorType::new(x.dtype, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    /// Part sizes of a `num_outputs` Split (no `split` input) of a `[d]` tensor.
+    fn parts(d: usize, n: usize) -> Vec<usize> {
+        let x = TensorType::fixed(DType::F32, &[d]);
+        let types = [Some(&x)];
+        let ins = Ins {
+            types: &types,
+            consts: &[],
+            vals: &[],
+        };
+        split(0, n, &ins, &mut SymGen::default())
+            .unwrap()
+            .iter()
+            .map(|t| t.concrete_shape().unwrap()[0])
+            .collect()
+    }
+
+    #[test]
+    fn uneven_split_clamps_like_the_reference() {
+        // ceil(d / n)-sized parts, clamped to what is left (ONNX reference, ir::eval).
+        assert_eq!(parts(6, 3), [2, 2, 2]);
+        assert_eq!(parts(7, 3), [3, 3, 1]);
+        assert_eq!(parts(5, 4), [2, 2, 1, 0]);
+        assert_eq!(parts(2, 4), [1, 1, 0, 0]);
+        assert_eq!(parts(0, 2), [0, 0]);
+    }
 }

@@ -101,6 +101,10 @@ fn window_out(
             input
         ));
     }
+    // `ceil_mode` applies to explicit pads only: with `auto_pad` the ONNX reference ignores
+    // it (MaxPool: VALID gives `ceil((in - eff_k + 1) / s)`, the floor-mode size) or rejects
+    // it (AveragePool), and the SAME pads above make the division exact anyway.
+    let ceil_mode = ceil_mode && auto_pad == AutoPad::NotSet;
     if ceil_mode {
         numerator += stride - 1;
     }
@@ -385,5 +389,32 @@ mod tests {
             window_out(AutoPad::NotSet, true, 5, 2, 2, 1, 1, 1).unwrap(),
             3
         );
+    }
+
+    #[test]
+    fn ceil_mode_ignored_with_auto_pad() {
+        // VALID: ceil((3 - 2 + 1) / 2) = 1 window of 2 over 3 elements, as the ONNX
+        // reference (and ir::eval) give; ceil mode would add a second one.
+        for ceil in [false, true] {
+            assert_eq!(
+                window_out(AutoPad::Valid, ceil, 3, 2, 2, 1, 0, 0).unwrap(),
+                1
+            );
+            assert_eq!(
+                window_out(AutoPad::Valid, ceil, 7, 3, 3, 1, 0, 0).unwrap(),
+                2
+            );
+            // SAME: ceil(in / s) either way.
+            for (ap, input, k, s) in [
+                (AutoPad::SameUpper, 6, 1, 4),
+                (AutoPad::SameLower, 5, 2, 4),
+                (AutoPad::SameUpper, 7, 3, 2),
+            ] {
+                assert_eq!(
+                    window_out(ap, ceil, input, k, s, 1, 0, 0).unwrap(),
+                    input.div_ceil(s)
+                );
+            }
+        }
     }
 }

@@ -370,10 +370,28 @@ impl Lowerer<'_> {
                 let x = self.ext_input(id, 0)?;
                 let sx = self.shape(x);
                 let axes = self.ext_ints(id, 1)?.unwrap_or_default();
-                if axes.is_empty() && noop_with_empty_axes {
-                    return Ok(false);
+                // No axes with noop_with_empty_axes reduces nothing, but ONNX still applies
+                // the op to each element (ReduceSumSquare squares, ReduceL1 takes |x|, ...):
+                // the ops that are the identity on one element share the input's buffer,
+                // the others run the generic kernel over groups of one element.
+                let noop = axes.is_empty() && noop_with_empty_axes;
+                if noop
+                    && matches!(
+                        rop,
+                        ReduceOp::Sum
+                            | ReduceOp::Mean
+                            | ReduceOp::Max
+                            | ReduceOp::Min
+                            | ReduceOp::Prod
+                    )
+                {
+                    let b = self.buf(x)?;
+                    self.storage.insert(out, b);
+                    return Ok(true);
                 }
-                let mut axes = if axes.is_empty() {
+                let mut axes = if noop {
+                    vec![]
+                } else if axes.is_empty() {
                     (0..sx.len()).collect()
                 } else {
                     norm_axes(&axes, sx.len()).map_err(err)?

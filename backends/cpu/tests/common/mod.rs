@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod battery;
+
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use whittle_cpu::CpuBackend;

@@ -131,6 +131,12 @@ fn concat_split_tile_expand() {
     assert_eq!(parts[1].as_slice::<f64>().unwrap(), &[4.0, 5.0]);
     let parts = split(0, 2, &[Some(&x), Some(&i64s(&[1, 4]))]).unwrap();
     assert_eq!(parts[1].shape(), &[4]);
+    // 5 into 4: parts of ceil(5 / 4) = 2 clamped to what is left, as the ONNX reference's
+    // numpy slices (shape inference gives the same sizes).
+    let parts = split(0, 4, &[Some(&x), None]).unwrap();
+    let sizes: Vec<usize> = parts.iter().map(|p| p.shape()[0]).collect();
+    assert_eq!(sizes, [2, 2, 1, 0]);
+    assert_eq!(parts[2].as_slice::<f64>().unwrap(), &[5.0]);
     let y = tile(&[Some(&a), Some(&i64s(&[1, 2]))]).unwrap();
     assert_eq!(y[0].as_slice::<i64>().unwrap(), &[1, 1, 2, 2]);
     let y = expand(&[Some(&a), Some(&i64s(&[2, 1, 3]))]).unwrap();

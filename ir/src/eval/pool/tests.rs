@@ -154,3 +154,19 @@ fn global_pools() {
     assert_eq!(y[0].shape(), &[1, 2, 1]);
     assert_eq!(vals(&y[0]), vec![2.0, 4.0]);
 }
+
+#[test]
+fn valid_auto_pad_ignores_ceil_mode() {
+    // The ONNX reference: VALID gives ceil((3 - 2 + 1) / 2) = 1 window whatever ceil_mode
+    // says (MaxPool ignores it; AveragePool's reference rejects the combination).
+    let x = from1(&[1, 1, 3]);
+    let w = win(AutoPad::Valid, &[2], &[2], &[]);
+    for ceil in [false, true] {
+        let r = max_pool(&w, ceil, 0, &[Some(&x)], 1).unwrap();
+        assert_eq!(r[0].shape(), &[1, 1, 1]);
+        assert_eq!(vals(&r[0]), [2.0]);
+        let r = average_pool(&w, ceil, false, &[Some(&x)]).unwrap();
+        assert_eq!(r[0].shape(), &[1, 1, 1]);
+        assert_eq!(vals(&r[0]), [1.5]);
+    }
+}
