@@ -3,14 +3,16 @@
 
     .venv/bin/python scripts/bench_compare.py MODEL [--backend cpu] [--threads 1]
         [--rounds 5] [--iters 20] [--cache models/cache] [--whittle target/release/whittle]
-        [--passes exact]
+        [--passes exact] [--seq N]
 
 MODEL is a directory name under the cache written by scripts/fetch_models.py (minilm-l6,
 smollm2-135m, ppocr-cls, minilm-int8); its inputs/*.npy are the inputs of every engine.
 The engines alternate within each round (whittle, then onnxruntime, then tract), so they
 share the machine's state; each reports the median of --iters warm runs, and the script
 prints the median over rounds and the ratios. tract (PyPI `tract`) is single-threaded and
-optional: pip install tract into the venv to include it.
+optional: pip install tract into the venv to include it. --seq N resizes every [1, S]
+integer input (token ids, masks, type ids) to [1, N] by repeating its tokens, so the
+transformers can be measured at another sequence length than the cached inputs'.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -89,6 +92,7 @@ def main() -> int:
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--no-tract", action="store_true")
     ap.add_argument("--passes", default="exact", help="whittle passes before compiling (`exact`, `none`, or a list)")
+    ap.add_argument("--seq", type=int, default=None, help="resize [1, S] integer inputs to [1, N]")
     args = ap.parse_args()
 
     mdir = os.path.join(args.cache, args.model)
@@ -97,6 +101,13 @@ def main() -> int:
     path = os.path.join(mdir, meta["model"])
     inputs = {n: os.path.join(mdir, p) for n, p in meta["input_files"].items()}
     feeds = {n: np.load(p) for n, p in inputs.items()}
+    if args.seq:
+        tmp = tempfile.mkdtemp(prefix="bench-seq-")
+        for n, a in feeds.items():
+            if a.ndim == 2 and a.shape[0] == 1 and a.dtype.kind in "iu":
+                feeds[n] = np.resize(a, (1, args.seq)).astype(a.dtype)
+                inputs[n] = os.path.join(tmp, n + ".npy")
+                np.save(inputs[n], feeds[n])
     ort_run = ort_runner(path, feeds, args.threads or 1)
     tract_run = None if args.no_tract else tract_runner(path, feeds, list(meta["inputs"]))
 
@@ -109,7 +120,8 @@ def main() -> int:
         line = "  ".join(f"{k} {v[-1]:.2f} ms" for k, v in res.items() if v)
         print(f"round {r + 1}/{args.rounds}: {line}", flush=True)
     med = {k: statistics.median(v) for k, v in res.items() if v}
-    print(f"\n{args.model}, backend {args.backend}, passes {args.passes}, threads {args.threads or 'default'}: median of {args.rounds} rounds x {args.iters} runs")
+    seq = f", seq {args.seq}" if args.seq else ""
+    print(f"\n{args.model}{seq}, backend {args.backend}, passes {args.passes}, threads {args.threads or 'default'}: median of {args.rounds} rounds x {args.iters} runs")
     for k, v in med.items():
         print(f"  {k:<12} {v:8.2f} ms")
     print(f"  whittle/onnxruntime = {med['whittle'] / med['onnxruntime']:.2f}")

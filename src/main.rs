@@ -82,6 +82,12 @@ enum Command {
         /// Write weights of 1 KiB or more to this file next to the output (ONNX external data).
         #[arg(long, value_name = "FILE")]
         external_data: Option<String>,
+        /// The ONNX opset to write (at least 13); compound ops it lacks (LayerNormalization
+        /// before 17, Gelu before 20, RMSNormalization before 23, HardSwish before 14) are
+        /// written as primitive ops. Default: the lowest opset the graph needs, or the
+        /// source model's if higher.
+        #[arg(long, value_name = "N")]
+        opset: Option<i64>,
     },
     /// Build an embedded demo model, run it through the whole pipeline and check the result.
     Demo,
@@ -169,6 +175,7 @@ fn main() -> ExitCode {
             print_ir_after_change,
             shapes,
             external_data,
+            opset,
         } => cli::optimize::run(cli::optimize::OptimizeArgs {
             model: &model,
             output: &output,
@@ -177,6 +184,7 @@ fn main() -> ExitCode {
             print_ir_after_change,
             shapes: &shapes,
             external_data,
+            opset,
         }),
         Command::Demo => cli::demo::run(),
         Command::Bench {

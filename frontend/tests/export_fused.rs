@@ -166,3 +166,139 @@ fn add_norm_decomposes_and_keeps_its_values() {
         }
     }
 }
+
+/// Exporting to an opset that lacks a compound op writes it as primitive ops:
+/// LayerNormalization (17), RMSNormalization (23), Gelu (20, erf and tanh), HardSwish (14),
+/// and the same inside FusedMatMul / AddNorm. The file declares the opset asked for, holds
+/// none of those ops, and reloads to the same values (within 1e-5; the primitives round in
+/// f32 where ir::eval's compound ops accumulate in f64).
+#[test]
+fn compound_ops_decompose_for_older_opsets() {
+    use whittle_ir::UnaryOp;
+    let mut g = Graph::new("compound");
+    let x = g.add_input("x", TensorType::fixed(DType::F32, &[2, 3, 4]));
+    let r = g.add_input("r", TensorType::fixed(DType::F32, &[2, 3, 4]));
+    let gamma = g.add_const("gamma", f32_tensor(&[4], 1));
+    let beta = g.add_const("beta", f32_tensor(&[4], 2));
+    let w = g.add_const("w", f32_tensor(&[4, 4], 3));
+    let add = |g: &mut Graph, op: Op, name: &str, ins: &[Option<whittle_ir::Value>]| {
+        whittle_ir::Value::new(g.add_node(op, name, ins, out(name, &[2, 3, 4])), 0)
+    };
+    let ln = add(
+        &mut g,
+        Op::LayerNormalization {
+            axis: -1,
+            epsilon: 1e-5,
+        },
+        "ln",
+        &[Some(x), Some(gamma), Some(beta)],
+    );
+    let rms = add(
+        &mut g,
+        Op::RmsNormalization {
+            axis: 1,
+            epsilon: 1e-6,
+        },
+        "rms",
+        &[Some(ln), Some(gamma)],
+    );
+    let ge = add(
+        &mut g,
+        Op::Gelu {
+            approximate: GeluApprox::None,
+        },
+        "ge",
+        &[Some(rms)],
+    );
+    let gt = add(
+        &mut g,
+        Op::Gelu {
+            approximate: GeluApprox::Tanh,
+        },
+        "gt",
+        &[Some(ge)],
+    );
+    let hs = add(&mut g, Op::Unary(UnaryOp::HardSwish), "hs", &[Some(gt)]);
+    let fm = add(
+        &mut g,
+        Op::FusedMatMul {
+            activation: Activation::Gelu(GeluApprox::Tanh),
+        },
+        "fm",
+        &[Some(hs), Some(w)],
+    );
+    let an = add(
+        &mut g,
+        Op::AddNorm {
+            rms: false,
+            epsilon: 1e-5,
+        },
+        "an",
+        &[Some(fm), Some(r), Some(gamma), Some(beta)],
+    );
+    let an2 = add(
+        &mut g,
+        Op::AddNorm {
+            rms: true,
+            epsilon: 1e-5,
+        },
+        "an2",
+        &[Some(an), Some(x), Some(gamma)],
+    );
+    g.add_output(an2, "y");
+    let ins = [
+        ("x", f32_tensor(&[2, 3, 4], 9)),
+        ("r", f32_tensor(&[2, 3, 4], 12)),
+    ];
+    let want = whittle_ir::eval::run(&g, &ins).unwrap()[0].1.to_f64_vec();
+    for opset in [13, 14, 17, 20] {
+        let opts = ExportOptions {
+            opset: Some(opset),
+            ..Default::default()
+        };
+        let proto = export_model(&Model::from_graph(g.clone()), &opts)
+            .unwrap_or_else(|e| panic!("opset {opset}: {e}"));
+        let declared = proto
+            .opset_import
+            .iter()
+            .find(|o| o.domain() == "")
+            .unwrap();
+        assert_eq!(declared.version(), opset);
+        let types: Vec<&str> = proto
+            .graph
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .map(|n| n.op_type())
+            .collect();
+        for (ty, first) in [
+            ("LayerNormalization", 17),
+            ("RMSNormalization", 23),
+            ("Gelu", 20),
+            ("HardSwish", 14),
+        ] {
+            assert_eq!(
+                types.contains(&ty),
+                opset >= first,
+                "opset {opset}: {ty} in {types:?}"
+            );
+        }
+        let back = load_model_bytes(&proto.encode_to_vec(), None)
+            .unwrap()
+            .graph;
+        let got = whittle_ir::eval::run(&back, &ins).unwrap()[0]
+            .1
+            .to_f64_vec();
+        let scale = want.iter().fold(1e-30f64, |m, v| m.max(v.abs()));
+        for (a, b) in want.iter().zip(&got) {
+            assert!((a - b).abs() <= 1e-5 * scale, "opset {opset}: {a} vs {b}");
+        }
+    }
+    // Below what a non-decomposable op needs is still an error.
+    let opts = ExportOptions {
+        opset: Some(12),
+        ..Default::default()
+    };
+    assert!(export_model(&Model::from_graph(g), &opts).is_err());
+}

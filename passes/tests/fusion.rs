@@ -240,14 +240,26 @@ fn fused_ops_in_f16_stay_within_1e_3() {
         files.sort();
         for f in files {
             let text = std::fs::read_to_string(&f).unwrap();
-            let head = text.split("# expected:").next().unwrap().replace("f32", "f16");
+            let head = text
+                .split("# expected:")
+                .next()
+                .unwrap()
+                .replace("f32", "f16");
             let g = parse_graph(&head).unwrap();
             let h = apply(&g, dir);
             let err = rel_l2_err(&g, &h, 11, 2);
-            assert!(err <= 1e-3, "{} in f16: relative L2 error {err:e}", f.display());
+            assert!(
+                err <= 1e-3,
+                "{} in f16: relative L2 error {err:e}",
+                f.display()
+            );
             let changed = print_graph(&g).unwrap() != print_graph(&h).unwrap();
             if dir == "fuse-add-norm" {
-                assert!(!changed, "{}: fuse-add-norm must leave f16 alone", f.display());
+                assert!(
+                    !changed,
+                    "{}: fuse-add-norm must leave f16 alone",
+                    f.display()
+                );
             }
             fused += changed as usize;
         }

@@ -14,6 +14,7 @@ pub struct OptimizeArgs<'a> {
     pub print_ir_after_change: bool,
     pub shapes: &'a [String],
     pub external_data: Option<String>,
+    pub opset: Option<i64>,
 }
 
 pub fn run(a: OptimizeArgs) -> CliResult {
@@ -38,7 +39,7 @@ pub fn run(a: OptimizeArgs) -> CliResult {
     }
     let opts = ExportOptions {
         external_data: a.external_data,
-        opset: None,
+        opset: a.opset,
     };
     whittle::frontend::save_model(&m, a.output, &opts).map_err(|e| e.to_string())?;
     println!(

@@ -9,15 +9,19 @@ use crate::proto::{GraphProto, NodeProto};
 use whittle_ir::{Activation, DType, GeluApprox, Tensor};
 
 /// Emits nodes into `gp`, naming intermediate values and nodes after the fused node.
-struct Emitter<'a> {
+pub(super) struct Emitter<'a> {
     gp: &'a mut GraphProto,
     nm: &'a mut Namer,
     name: &'a str,
 }
 
-impl Emitter<'_> {
+impl<'a> Emitter<'a> {
+    pub(super) fn new(gp: &'a mut GraphProto, nm: &'a mut Namer, name: &'a str) -> Self {
+        Emitter { gp, nm, name }
+    }
+
     /// One node; `out` is the output value name, or `None` for a fresh one. Returns it.
-    fn node(
+    pub(super) fn node(
         &mut self,
         ty: &str,
         ins: Vec<String>,
@@ -42,7 +46,7 @@ impl Emitter<'_> {
         out
     }
 
-    fn constant(&mut self, t: &Tensor) -> String {
+    pub(super) fn constant(&mut self, t: &Tensor) -> String {
         self.node("Constant", vec![], None, vec![attr_t("value", t)])
     }
 }
@@ -52,13 +56,16 @@ fn input(ins: &[String], i: usize) -> Option<String> {
 }
 
 /// `FusedMatMul`: `y = activation(MatMul(a, b) + bias) + residual`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn expand_fused_matmul(
     gp: &mut GraphProto,
     nm: &mut Namer,
     name: &str,
     activation: Activation,
+    dtype: DType,
     ins: &[String],
     out: &str,
+    opset: i64,
 ) {
     let mut e = Emitter { gp, nm, name };
     let (bias, res) = (input(ins, 2), input(ins, 3));
@@ -87,6 +94,9 @@ pub(super) fn expand_fused_matmul(
     match activation {
         Activation::Linear => {}
         Activation::Relu => y = e.node("Relu", vec![y], target(2), vec![]),
+        Activation::Gelu(mode) if opset < super::decompose::GELU => {
+            y = super::decompose::gelu(&mut e, mode, dtype, &y, target(2));
+        }
         Activation::Gelu(mode) => {
             let s = if mode == GeluApprox::Tanh {
                 "tanh"
@@ -152,14 +162,17 @@ pub(super) fn expand_attention(
 
 /// `AddNorm`: `sum = (x + bias) + residual` (`outs[1]` when the node has that output), then
 /// `LayerNormalization` or `RMSNormalization` over the last axis into `outs[0]`.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn expand_add_norm(
     gp: &mut GraphProto,
     nm: &mut Namer,
     name: &str,
     rms: bool,
     epsilon: f32,
+    (rank, dtype): (usize, DType),
     ins: &[String],
     outs: &[String],
+    opset: i64,
 ) {
     let mut e = Emitter { gp, nm, name };
     let x = input(ins, 0).unwrap_or_default();
@@ -171,6 +184,20 @@ pub(super) fn expand_add_norm(
     let sum_out = outs.get(1).filter(|s| !s.is_empty()).map(String::as_str);
     let sum = e.node("Add", vec![x, r], sum_out, vec![]);
     let gamma = input(ins, 2).unwrap_or_default();
+    let first = if rms {
+        super::decompose::RMS_NORM
+    } else {
+        super::decompose::LAYER_NORM
+    };
+    if opset < first {
+        let mut norm_ins = vec![sum, gamma];
+        norm_ins.extend(input(ins, 3));
+        let (axis, d) = (-1, dtype);
+        super::decompose::norm(
+            &mut e, rms, axis, epsilon, rank, d, &norm_ins, &outs[0], opset,
+        );
+        return;
+    }
     let attrs = vec![attr_i("axis", -1), attr_f("epsilon", epsilon)];
     if rms {
         e.node("RMSNormalization", vec![sum, gamma], Some(&outs[0]), attrs);

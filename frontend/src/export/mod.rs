@@ -1,6 +1,7 @@
 //! The exporter: IR [`Model`] → ONNX `ModelProto` (ops in their newest form, constants as
 //! initializers), and [`save_model`], which can move big initializers to an external file.
 
+mod decompose;
 mod fused;
 mod ops;
 
@@ -44,12 +45,22 @@ pub fn export_model(model: &Model, opts: &ExportOptions) -> Result<ModelProto, F
         .iter()
         .find(|(d, _)| d.is_empty() || d == "ai.onnx")
         .map_or(0, |(_, v)| *v);
-    let needed = order
-        .iter()
-        .map(|&id| min_opset(g, id))
-        .max()
-        .unwrap_or(13)
-        .max(source.min(crate::MAX_OPSET));
+    // With an opset asked for, compound ops it lacks are decomposed (`decompose.rs`).
+    let need = |id| match opts.opset {
+        Some(_) => decomposed_min_opset(g, id),
+        None => min_opset(g, id),
+    };
+    let needed =
+        order
+            .iter()
+            .map(|&id| need(id))
+            .max()
+            .unwrap_or(13)
+            .max(if opts.opset.is_some() {
+                13
+            } else {
+                source.min(crate::MAX_OPSET)
+            });
     let opset = match opts.opset {
         Some(o) if o < needed => {
             return Err(FrontendError::Export(format!(
@@ -59,7 +70,7 @@ pub fn export_model(model: &Model, opts: &ExportOptions) -> Result<ModelProto, F
         Some(o) => o,
         None => needed,
     };
-    let graph = export_graph(g, &order, &model.graph_doc_string)?;
+    let graph = export_graph(g, &order, &model.graph_doc_string, opset)?;
     let mut opset_import = vec![OperatorSetIdProto {
         domain: Some(String::new()),
         version: Some(opset),
@@ -122,7 +133,33 @@ impl Namer {
     }
 }
 
-fn export_graph(g: &Graph, order: &[NodeId], doc: &str) -> Result<GraphProto, FrontendError> {
+/// The opset a node needs when compound ops may be decomposed into opset-13 primitives
+/// (a LayerNormalization whose Mean / InvStdDev outputs are read cannot be).
+fn decomposed_min_opset(g: &Graph, id: NodeId) -> i64 {
+    let stats_read = || {
+        (1..g.node(id).outputs.len()).any(|p| {
+            let v = Value::new(id, p);
+            g.is_output(v) || !g.consumers(v).is_empty()
+        })
+    };
+    match &g.node(id).op {
+        Op::LayerNormalization { .. } if stats_read() => min_opset(g, id),
+        Op::LayerNormalization { .. }
+        | Op::RmsNormalization { .. }
+        | Op::Gelu { .. }
+        | Op::Unary(whittle_ir::UnaryOp::HardSwish)
+        | Op::FusedMatMul { .. }
+        | Op::AddNorm { .. } => 13,
+        _ => min_opset(g, id),
+    }
+}
+
+fn export_graph(
+    g: &Graph,
+    order: &[NodeId],
+    doc: &str,
+    opset: i64,
+) -> Result<GraphProto, FrontendError> {
     let mut nm = Namer {
         names: HashMap::new(),
         used: HashSet::new(),
@@ -191,18 +228,64 @@ fn export_graph(g: &Graph, order: &[NodeId], doc: &str) -> Result<GraphProto, Fr
                 );
             }
             Op::FusedMatMul { activation } => {
+                let dtype = g.value_type(Value::new(id, 0)).dtype;
                 fused::expand_fused_matmul(
                     &mut gp,
                     &mut nm,
                     &node.name,
                     *activation,
+                    dtype,
                     &in_names,
                     &out_names[0],
+                    opset,
                 );
             }
+            Op::LayerNormalization { axis, epsilon } | Op::RmsNormalization { axis, epsilon }
+                if opset < min_opset(g, id) =>
+            {
+                let rms = matches!(node.op, Op::RmsNormalization { .. });
+                let x = g.value_type(Value::new(id, 0));
+                let rank = x.rank().unwrap_or(0);
+                let mut e = fused::Emitter::new(&mut gp, &mut nm, &node.name);
+                decompose::norm(
+                    &mut e,
+                    rms,
+                    *axis,
+                    *epsilon,
+                    rank,
+                    x.dtype,
+                    &in_names,
+                    &out_names[0],
+                    opset,
+                );
+            }
+            Op::Gelu { approximate } if opset < decompose::GELU => {
+                let dtype = g.value_type(Value::new(id, 0)).dtype;
+                let mut e = fused::Emitter::new(&mut gp, &mut nm, &node.name);
+                decompose::gelu(
+                    &mut e,
+                    *approximate,
+                    dtype,
+                    &in_names[0],
+                    Some(&out_names[0]),
+                );
+            }
+            Op::Unary(whittle_ir::UnaryOp::HardSwish) if opset < decompose::HARD_SWISH => {
+                let mut e = fused::Emitter::new(&mut gp, &mut nm, &node.name);
+                decompose::hard_swish(&mut e, &in_names[0], &out_names[0]);
+            }
             Op::AddNorm { rms, epsilon } => {
+                let x = g.value_type(Value::new(id, 0));
                 fused::expand_add_norm(
-                    &mut gp, &mut nm, &node.name, *rms, *epsilon, &in_names, &out_names,
+                    &mut gp,
+                    &mut nm,
+                    &node.name,
+                    *rms,
+                    *epsilon,
+                    (x.rank().unwrap_or(0), x.dtype),
+                    &in_names,
+                    &out_names,
+                    opset,
                 );
             }
             Op::Attention { num_heads, scale } => {
