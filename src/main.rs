@@ -55,8 +55,9 @@ enum Command {
         /// Worker threads for backends that use them (0 = one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        /// Passes to run first: `none`, `exact`, or pass names, comma-separated (see `whittle passes`).
-        #[arg(long, default_value = "none", value_name = "a,b,c")]
+        /// Passes to run first: `exact` (the default: the exact fusions and folds), `none`, or
+        /// pass names, comma-separated (see `whittle passes`).
+        #[arg(long, default_value = "exact", value_name = "a,b,c")]
         passes: String,
     },
     /// Rewrite a model with whittle's passes and write it back as ONNX.
@@ -108,8 +109,8 @@ enum Command {
         /// Worker threads for backends that use them (0 = one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        /// Passes to run first (see `whittle passes`).
-        #[arg(long, default_value = "none", value_name = "a,b,c")]
+        /// Passes to run first: `exact` (the default), `none`, or pass names (see `whittle passes`).
+        #[arg(long, default_value = "exact", value_name = "a,b,c")]
         passes: String,
         /// Untimed runs before timing.
         #[arg(long, default_value_t = 5)]

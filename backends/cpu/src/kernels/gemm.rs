@@ -72,6 +72,23 @@ impl PackedB {
             for s in 0..strips {
                 let j0 = s * nr;
                 let nc = nr.min(n - j0);
+                #[cfg(target_arch = "x86_64")]
+                if b.rs == 1
+                    && nc == nr
+                    && nr % 8 == 0
+                    && std::arch::is_x86_feature_detected!("avx")
+                {
+                    // A transposed B (Kᵀ in attention): 8×8 register transposes, 8
+                    // columns at a time, instead of a scalar strided gather.
+                    for g8 in 0..nr / 8 {
+                        let src = b.ptr.add(p0 + (j0 + g8 * 8) * b.cs);
+                        // SAFETY: 8 columns of `kc` contiguous elements each; the strip's
+                        // `kc × nr` destination rows are inside the reserved buffer.
+                        pack_strip_8_avx(src, b.cs, kc, dst.add(off + g8 * 8), nr);
+                    }
+                    off += kc * nr;
+                    continue;
+                }
                 for p in 0..kc {
                     let src = b.ptr.add((p0 + p) * b.rs + j0 * b.cs);
                     let d = dst.add(off);
@@ -344,7 +361,7 @@ unsafe fn pack_a(
         if rows == 8 && mr == 8 && a.cs == 1 && std::arch::is_x86_feature_detected!("avx") {
             let src = a.ptr.add((i0 + t * mr) * a.rs + p0);
             // SAFETY: 8 full rows of `kc` elements from `src`; `out` holds the strip.
-            pack_strip_8_avx(src, a.rs, kc, out[base..base + kc * 8].as_mut_ptr());
+            pack_strip_8_avx(src, a.rs, kc, out[base..base + kc * 8].as_mut_ptr(), 8);
             continue;
         }
         for r in 0..rows {
@@ -361,15 +378,16 @@ unsafe fn pack_a(
     }
 }
 
-/// One full 8-row strip of a row-major A: `out[p·8 + r] = src[r·rs + p]` for `p < kc`,
+/// One full 8-row strip of a row-major A: `out[p·os + r] = src[r·rs + p]` for `p < kc`,
 /// by 8×8 register transposes (the scalar scatter costs ~10% of a transformer's time).
 ///
 /// # Safety
-/// `src` addresses 8 rows of `kc` elements at row stride `rs`, `out` `8·kc` writable ones,
+/// `src` addresses 8 rows of `kc` elements at row stride `rs`, `out` rows `0..kc` of 8
+/// writable elements at stride `os`,
 /// and the CPU has AVX.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx")]
-unsafe fn pack_strip_8_avx(src: *const f32, rs: usize, kc: usize, out: *mut f32) {
+unsafe fn pack_strip_8_avx(src: *const f32, rs: usize, kc: usize, out: *mut f32, os: usize) {
     use std::arch::x86_64::*;
     let mut p = 0;
     while p + 8 <= kc {
@@ -390,20 +408,20 @@ unsafe fn pack_strip_8_avx(src: *const f32, rs: usize, kc: usize, out: *mut f32)
         let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
         let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
         let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-        let o = out.add(p * 8);
+        let o = out.add(p * os);
         _mm256_storeu_ps(o, _mm256_permute2f128_ps::<0x20>(u0, u4));
-        _mm256_storeu_ps(o.add(8), _mm256_permute2f128_ps::<0x20>(u1, u5));
-        _mm256_storeu_ps(o.add(16), _mm256_permute2f128_ps::<0x20>(u2, u6));
-        _mm256_storeu_ps(o.add(24), _mm256_permute2f128_ps::<0x20>(u3, u7));
-        _mm256_storeu_ps(o.add(32), _mm256_permute2f128_ps::<0x31>(u0, u4));
-        _mm256_storeu_ps(o.add(40), _mm256_permute2f128_ps::<0x31>(u1, u5));
-        _mm256_storeu_ps(o.add(48), _mm256_permute2f128_ps::<0x31>(u2, u6));
-        _mm256_storeu_ps(o.add(56), _mm256_permute2f128_ps::<0x31>(u3, u7));
+        _mm256_storeu_ps(o.add(os), _mm256_permute2f128_ps::<0x20>(u1, u5));
+        _mm256_storeu_ps(o.add(2 * os), _mm256_permute2f128_ps::<0x20>(u2, u6));
+        _mm256_storeu_ps(o.add(3 * os), _mm256_permute2f128_ps::<0x20>(u3, u7));
+        _mm256_storeu_ps(o.add(4 * os), _mm256_permute2f128_ps::<0x31>(u0, u4));
+        _mm256_storeu_ps(o.add(5 * os), _mm256_permute2f128_ps::<0x31>(u1, u5));
+        _mm256_storeu_ps(o.add(6 * os), _mm256_permute2f128_ps::<0x31>(u2, u6));
+        _mm256_storeu_ps(o.add(7 * os), _mm256_permute2f128_ps::<0x31>(u3, u7));
         p += 8;
     }
     for q in p..kc {
         for r in 0..8 {
-            *out.add(q * 8 + r) = *src.add(r * rs + q);
+            *out.add(q * os + r) = *src.add(r * rs + q);
         }
     }
 }
