@@ -1,11 +1,11 @@
 /* Example: run a model compiled ahead of time by `whittle compile --name model` from plain C.
  *
- *   whittle compile mlp.onnx -o model.o --header model.h --name model
+ *   whittle compile model.onnx -o model.o --header model.h --name model --input-shape x=1x16
  *   cc -O2 -I. main.c model.o -L<dir of libwhittle_rt.a> -lwhittle_rt -lm -lpthread -ldl -static-libgcc -o app
- *   ./app input.f32 output.f32 [timed-iterations]
+ *   ./app IN0.bin [IN1.bin ...] OUT0.bin [OUT1.bin ...] [timed-iterations]
  *
- * Works for any model with one input and one output (raw little-endian files of exactly
- * MODEL_INPUT0_BYTES / MODEL_OUTPUT0_BYTES bytes). It also checks that the entry point
+ * One raw little-endian file per input (exactly MODEL_INPUT<i>_BYTES bytes, in the header's
+ * order) and one per output. Works for any model. It also checks that the entry point
  * refuses a workspace that is too small and NULL buffers. Exit status 0 means success. */
 #define _POSIX_C_SOURCE 199309L
 #include "model.h"
@@ -13,10 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-#if MODEL_NUM_INPUTS != 1 || MODEL_NUM_OUTPUTS != 1
-#error "this example handles models with one input and one output"
-#endif
 
 static int fail(const char* what, int code) {
     fprintf(stderr, "FAIL: %s (status %d)\n", what, code);
@@ -35,38 +31,51 @@ static int cmp_double(const void* a, const void* b) {
 }
 
 int main(int argc, char** argv) {
-    if (argc < 3) {
-        fprintf(stderr, "usage: %s INPUT.bin OUTPUT.bin [ITERS]\n", argv[0]);
+    enum { NI = MODEL_NUM_INPUTS, NO = MODEL_NUM_OUTPUTS };
+    static const size_t in_bytes[NI] = MODEL_INPUT_BYTES_LIST;
+    static const size_t out_bytes[NO] = MODEL_OUTPUT_BYTES_LIST;
+    if (argc < 1 + NI + NO) {
+        fprintf(stderr, "usage: %s IN0.bin ... (%d inputs) OUT0.bin ... (%d outputs) [ITERS]\n",
+                argv[0], NI, NO);
         return 2;
     }
-    MODEL_INPUT0_t* in = malloc(MODEL_INPUT0_BYTES);
-    MODEL_OUTPUT0_t* out = malloc(MODEL_OUTPUT0_BYTES);
+    const void* ins[NI];
+    void* outs[NO];
+    for (int i = 0; i < NI; i++) {
+        void* buf = malloc(in_bytes[i] ? in_bytes[i] : 1);
+        if (!buf) return fail("out of memory", 0);
+        FILE* f = fopen(argv[1 + i], "rb");
+        if (!f || fread(buf, 1, in_bytes[i], f) != in_bytes[i]) return fail("read input", i);
+        fclose(f);
+        ins[i] = buf;
+    }
+    for (int o = 0; o < NO; o++) {
+        outs[o] = malloc(out_bytes[o] ? out_bytes[o] : 1);
+        if (!outs[o]) return fail("out of memory", 0);
+    }
     void* ws = malloc(MODEL_WORKSPACE_SIZE + 1);
-    if (!in || !out || !ws) return fail("out of memory", 0);
+    if (!ws) return fail("out of memory", 0);
 
-    FILE* f = fopen(argv[1], "rb");
-    if (!f || fread(in, 1, MODEL_INPUT0_BYTES, f) != MODEL_INPUT0_BYTES) return fail("read input", 0);
-    fclose(f);
-
-    const void* ins[1] = {in};
-    void* outs[1] = {out};
     int s;
     if (MODEL_WORKSPACE_SIZE > 0) {
         s = model_run(ins, outs, ws, MODEL_WORKSPACE_SIZE - 1);
         if (s != MODEL_ERR_WORKSPACE_TOO_SMALL) return fail("a too-small workspace was accepted", s);
     }
-    const void* null_ins[1] = {NULL};
+    const void* null_ins[NI];
+    for (int i = 0; i < NI; i++) null_ins[i] = i == 0 ? NULL : ins[i];
     s = model_run(null_ins, outs, ws, MODEL_WORKSPACE_SIZE);
     if (s != MODEL_ERR_NULL_POINTER) return fail("a NULL input was accepted", s);
 
     s = model_run(ins, outs, ws, MODEL_WORKSPACE_SIZE);
     if (s != MODEL_OK) return fail("model_run", s);
 
-    f = fopen(argv[2], "wb");
-    if (!f || fwrite(out, 1, MODEL_OUTPUT0_BYTES, f) != MODEL_OUTPUT0_BYTES) return fail("write output", 0);
-    fclose(f);
+    for (int o = 0; o < NO; o++) {
+        FILE* f = fopen(argv[1 + NI + o], "wb");
+        if (!f || fwrite(outs[o], 1, out_bytes[o], f) != out_bytes[o]) return fail("write output", o);
+        fclose(f);
+    }
 
-    int iters = argc > 3 ? atoi(argv[3]) : 0;
+    int iters = argc > 1 + NI + NO ? atoi(argv[1 + NI + NO]) : 0;
     if (iters > 0) {
         double* t = malloc(sizeof(double) * (size_t)iters);
         if (!t) return fail("out of memory", 0);
@@ -80,10 +89,11 @@ int main(int argc, char** argv) {
         printf("latency_us p50 %.1f p90 %.1f\n", t[iters / 2], t[(iters * 9) / 10]);
         free(t);
     }
-    printf("ok: %s, whittle %s, model hash %016llx, workspace %zu bytes\n", MODEL_INPUT0_NAME,
-           MODEL_WHITTLE_VERSION, (unsigned long long)MODEL_MODEL_HASH, (size_t)MODEL_WORKSPACE_SIZE);
-    free(in);
-    free(out);
+    printf("ok: %d input(s), %d output(s), whittle %s, model hash %016llx, workspace %zu bytes\n",
+           NI, NO, MODEL_WHITTLE_VERSION, (unsigned long long)MODEL_MODEL_HASH,
+           (size_t)MODEL_WORKSPACE_SIZE);
+    for (int i = 0; i < NI; i++) free((void*)ins[i]);
+    for (int o = 0; o < NO; o++) free(outs[o]);
     free(ws);
     return 0;
 }

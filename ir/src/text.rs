@@ -21,6 +21,18 @@ use std::fmt::Write;
 /// Prints the whole graph. Constants are printed in full, so the text parses back to an
 /// equal graph.
 pub fn print_graph(g: &Graph) -> Result<String, IrError> {
+    Ok(print_graph_with_blobs(g, usize::MAX)?.0)
+}
+
+/// [`print_graph`], except that constants of at least `min_elems` elements are printed as
+/// `const f32[384,384] blob 7`: a reference to entry 7 of the returned list (in order of
+/// appearance), whose little-endian bytes the caller stores elsewhere; see
+/// [`parse_graph_with_blobs`]. Used by AOT objects to keep weights binary.
+pub fn print_graph_with_blobs(
+    g: &Graph,
+    min_elems: usize,
+) -> Result<(String, Vec<std::sync::Arc<crate::Tensor>>), IrError> {
+    let mut blobs = Vec::new();
     let mut s = String::new();
     let _ = writeln!(s, "graph {} {{", quote(&g.name));
     for i in 0..g.inputs().len() {
@@ -39,12 +51,13 @@ pub fn print_graph(g: &Graph) -> Result<String, IrError> {
         let outs: Vec<String> = n.outputs.iter().map(|o| value_ref(&o.name)).collect();
         let _ = write!(s, "  {} = ", outs.join(", "));
         if let Op::Constant(t) = &n.op {
-            let _ = write!(
-                s,
-                "const {} {}",
-                TensorType::fixed(t.dtype(), t.shape()),
-                tensor_values(t)
-            );
+            let ty = TensorType::fixed(t.dtype(), t.shape());
+            if t.len() >= min_elems {
+                let _ = write!(s, "const {ty} blob {}", blobs.len());
+                blobs.push(t.clone());
+            } else {
+                let _ = write!(s, "const {ty} {}", tensor_values(t));
+            }
         } else {
             let op = ron::to_string(&n.op)
                 .map_err(|e| IrError::Graph(format!("cannot print op: {e}")))?;
@@ -77,7 +90,7 @@ pub fn print_graph(g: &Graph) -> Result<String, IrError> {
         }
     }
     s.push_str("}\n");
-    Ok(s)
+    Ok((s, blobs))
 }
 
 fn is_plain(name: &str) -> bool {
@@ -153,16 +166,24 @@ fn fmt_float(x: f64, single: bool) -> String {
 
 /// Parses the text format back into a graph.
 pub fn parse_graph(text: &str) -> Result<Graph, IrError> {
+    parse_graph_with_blobs(text, &[])
+}
+
+/// [`parse_graph`] where `const T blob N` takes its values from `blobs[N]`: the tensor's
+/// little-endian bytes, which must be exactly `T`'s size.
+pub fn parse_graph_with_blobs(text: &str, blobs: &[&[u8]]) -> Result<Graph, IrError> {
     Parser {
         values: HashMap::new(),
         graph: Graph::default(),
+        blobs,
     }
     .run(text)
 }
 
-struct Parser {
+struct Parser<'b> {
     values: HashMap<String, Value>,
     graph: Graph,
+    blobs: &'b [&'b [u8]],
 }
 
 fn perr(line: usize, msg: impl Into<String>) -> IrError {
@@ -306,7 +327,7 @@ fn op_len(s: &str) -> usize {
     s.len()
 }
 
-impl Parser {
+impl Parser<'_> {
     fn run(mut self, text: &str) -> Result<Graph, IrError> {
         let mut seen_header = false;
         for (i, raw) in text.lines().enumerate() {
@@ -369,14 +390,29 @@ impl Parser {
                 .concrete_shape()
                 .ok_or_else(|| perr(line, "a constant needs a concrete shape"))?;
             c.ws();
-            let end =
-                c.s.find(']')
-                    .ok_or_else(|| perr(line, "missing ']' after constant values"))?;
-            let body =
-                c.s.get(1..end)
-                    .ok_or_else(|| perr(line, "expected '[' before constant values"))?;
-            c.s = &c.s[end + 1..];
-            let t = parse_values(line, ty.dtype, shape, body)?;
+            let t = if c.eat("blob ") {
+                let digits =
+                    c.s.len() - c.s.trim_start_matches(|ch: char| ch.is_ascii_digit()).len();
+                let k: usize = c.s[..digits]
+                    .parse()
+                    .map_err(|_| perr(line, "expected a blob index after 'blob'"))?;
+                c.s = &c.s[digits..];
+                let bytes = self
+                    .blobs
+                    .get(k)
+                    .ok_or_else(|| perr(line, format!("blob {k} was not given")))?;
+                crate::Tensor::from_le_bytes(ty.dtype, shape, bytes)
+                    .map_err(|e| perr(line, format!("blob {k}: {e}")))?
+            } else {
+                let end =
+                    c.s.find(']')
+                        .ok_or_else(|| perr(line, "missing ']' after constant values"))?;
+                let body =
+                    c.s.get(1..end)
+                        .ok_or_else(|| perr(line, "expected '[' before constant values"))?;
+                c.s = &c.s[end + 1..];
+                parse_values(line, ty.dtype, shape, body)?
+            };
             (Op::Constant(std::sync::Arc::new(t)), vec![], vec![ty])
         } else {
             let n = op_len(c.s);
@@ -545,6 +581,26 @@ mod tests {
         assert_eq!(g.outputs()[0].name, "out");
         assert!(printed.contains("@\"soft/max\""), "{printed}");
         assert!(printed.contains("equation:\"ij, jk->ik\""), "{printed}");
+    }
+
+    #[test]
+    fn constants_can_live_in_binary_blobs() {
+        let g = parse_graph(SAMPLE).unwrap();
+        let (text, blobs) = print_graph_with_blobs(&g, 3).unwrap();
+        assert!(text.contains("const f32[4,2] blob 0"), "{text}");
+        assert!(text.contains("const bool[3] blob 1"), "{text}");
+        assert!(text.contains("const f16[2] [0.5, -2.0]"), "{text}");
+        let bytes: Vec<Vec<u8>> = blobs.iter().map(|t| t.to_le_bytes()).collect();
+        let refs: Vec<&[u8]> = bytes.iter().map(|b| b.as_slice()).collect();
+        let back = parse_graph_with_blobs(&text, &refs).unwrap();
+        assert_eq!(print_graph(&back).unwrap(), print_graph(&g).unwrap());
+        // A missing or wrongly sized blob is a parse error naming the line.
+        assert!(parse_graph_with_blobs(&text, &refs[..1]).is_err());
+        let short = [refs[0], &refs[1][..2]];
+        assert!(matches!(
+            parse_graph_with_blobs(&text, &short).unwrap_err(),
+            IrError::Parse { .. }
+        ));
     }
 
     #[test]

@@ -27,8 +27,8 @@ fn cache() -> &'static Mutex<HashMap<usize, Arc<Loaded>>> {
 }
 
 fn load(bytes: &[u8]) -> Result<Loaded, String> {
-    let text = blob::decode(bytes)?;
-    let g = whittle_ir::text::parse_graph(text).map_err(|e| e.to_string())?;
+    let (text, weights) = blob::decode(bytes)?;
+    let g = whittle_ir::text::parse_graph_with_blobs(text, &weights).map_err(|e| e.to_string())?;
     let spec = |name: &str, ty: &whittle_ir::TensorType| -> Result<TensorSpec, String> {
         Ok(TensorSpec {
             name: name.to_string(),
@@ -172,12 +172,15 @@ mod tests {
 
     #[test]
     fn a_blob_runs_and_null_buffers_are_refused() {
-        let text =
-            "graph \"t\" {\n  input %x: f32[2]\n  %y = Unary(Relu) %x : f32[2]\n  output %y as \"y\"\n}\n";
+        // y = relu(x) + c, with c travelling as a binary weight.
+        let text = "graph \"t\" {\n  input %x: f32[2]\n  %c = const f32[2] [0.5, -1.0]\n  \
+                    %r = Unary(Relu) %x : f32[2]\n  %y = Binary(Add) %r, %c : f32[2]\n  \
+                    output %y as \"y\"\n}\n";
         let g = whittle_ir::text::parse_graph(text).expect("test graph parses");
-        let text = whittle_ir::text::print_graph(&g).expect("prints");
-        let b: &'static [u8] =
-            Box::leak(blob::encode(&text, blob::fnv1a(text.as_bytes())).into_boxed_slice());
+        let (text, weights) = whittle_ir::text::print_graph_with_blobs(&g, 2).expect("prints");
+        assert!(text.contains("blob 0"), "{text}");
+        let bytes: Vec<Vec<u8>> = weights.iter().map(|t| t.to_le_bytes()).collect();
+        let b: &'static [u8] = Box::leak(blob::encode(&text, &bytes).into_boxed_slice());
         let x = [-1.0f32, 2.0];
         let mut y = [0f32; 2];
         let ins = [x.as_ptr() as *const u8];
@@ -195,6 +198,6 @@ mod tests {
                 status::NULL_POINTER
             );
         }
-        assert_eq!(y, [0.0, 2.0]);
+        assert_eq!(y, [0.5, 1.0]);
     }
 }

@@ -16,6 +16,10 @@ pub enum RuntimeError {
     },
     #[error("{0}")]
     Io(String),
+    /// A failure while running (an index out of range, a plan that does not fit the
+    /// inputs, ...), or an internal error of the backend.
+    #[error("backend '{backend}': {msg}")]
+    Run { backend: String, msg: String },
 }
 
 /// A compiled graph, ready to run on named inputs. Outputs come back in graph order.

@@ -18,6 +18,9 @@ two checks run:
   run:cpu+exact     the run check on the cpu backend after the exact pipeline (--passes exact).
   optimize:exact    WHITTLE optimize MODEL -o TMP/exact.onnx --passes exact, then onnxruntime runs
              it and the original: rel L2 <= 1e-5.
+  aot        WHITTLE compile for the cached inputs' shapes, examples/c/main.c linked with cc against
+             the object and libwhittle_rt.a (next to the binary), run: outputs within 1e-5 of
+             run:reference's and 1e-4 of onnxruntime's (models over 200 MB are skipped).
   optimize:exact@old-opset  the same with --opset 14 (or the lowest opset the model's own ops
              allow): LayerNormalization, Gelu, RMSNormalization are written as primitives.
 
@@ -223,6 +226,69 @@ def check_optimized(m: Model, binary: str, tmp: str, timeout: float, res: Result
     res.report(ok, m.name, label, f"{detail} ({time.time() - t:.1f}s)")
 
 
+AOT_MAX_BYTES = 200 << 20
+C_TYPES = {"f32": np.float32, "f64": np.float64, "i64": np.int64, "i32": np.int32,
+           "i8": np.int8, "u8": np.uint8, "bool": np.bool_, "f16": np.float16}
+
+
+def check_aot(m: Model, binary: str, tmp: str, timeout: float, res: Result) -> None:
+    """`whittle compile` the model for its inputs' shapes, link examples/c/main.c against the
+    object and libwhittle_rt.a with cc, run it, and compare its outputs with the reference
+    evaluator's (`run:reference` wrote them; rel L2 <= 1e-5) and onnxruntime's (<= 1e-4)."""
+    if os.path.getsize(m.path) > AOT_MAX_BYTES:
+        print(f"      {m.name}: aot skipped (model over {AOT_MAX_BYTES >> 20} MB)")
+        return
+    d = os.path.join(tmp, "aot")
+    os.makedirs(d, exist_ok=True)
+    lib_dir = os.path.dirname(binary)
+    if not os.path.exists(os.path.join(lib_dir, "libwhittle_rt.a")):
+        res.report(False, m.name, "aot", f"no libwhittle_rt.a in {lib_dir} (cargo build --release --workspace)")
+        return
+    t = time.time()
+    args = ["compile", m.path, "-o", os.path.join(d, "model.o"), "--header", os.path.join(d, "model.h"),
+            "--name", "model"]
+    for n, a in m.inputs.items():
+        args += ["--input-shape", f"{n}={'x'.join(map(str, a.shape))}"]
+    ok, why = whittle_cmd(binary, args, timeout)
+    if not ok:
+        res.report(False, m.name, "aot", f"whittle compile {why}")
+        return
+    app = os.path.join(d, "app")
+    cc = subprocess.run(["cc", "-O2", "-I", d, os.path.join(REPO, "examples", "c", "main.c"),
+                         os.path.join(d, "model.o"), "-L", lib_dir, "-lwhittle_rt", "-lm", "-lpthread",
+                         "-ldl", "-static-libgcc", "-o", app], capture_output=True, text=True)
+    if cc.returncode != 0:
+        res.report(False, m.name, "aot", "cc failed: " + " | ".join(cc.stderr.strip().splitlines()[-3:]))
+        return
+    header = open(os.path.join(d, "model.h")).read()
+    field = lambda kind, i, what: re.search(rf'#define MODEL_{kind}{i}_{what} "?([^"\n]*)"?', header).group(1)
+    n_in = int(re.search(r"#define MODEL_NUM_INPUTS (\d+)", header).group(1))
+    n_out = int(re.search(r"#define MODEL_NUM_OUTPUTS (\d+)", header).group(1))
+    files = []
+    for i in range(n_in):
+        name, dt = field("INPUT", i, "NAME"), field("INPUT", i, "DTYPE")
+        path = os.path.join(d, f"in{i}.bin")
+        np.ascontiguousarray(m.inputs[name], dtype=C_TYPES[dt]).tofile(path)
+        files.append(path)
+    outs = []
+    for i in range(n_out):
+        outs.append((field("OUTPUT", i, "NAME"), field("OUTPUT", i, "DTYPE"), os.path.join(d, f"out{i}.bin")))
+    run = subprocess.run([app] + files + [o[2] for o in outs], capture_output=True, text=True, timeout=timeout)
+    if run.returncode != 0:
+        res.report(False, m.name, "aot", f"app exit {run.returncode}: {(run.stderr or run.stdout).strip()}")
+        return
+    expected = m.expected()
+    got = {name: np.fromfile(path, dtype=C_TYPES[dt]).reshape(expected[name].shape) for name, dt, path in outs}
+    ok, detail = compare(got, expected, RUN_TOL)
+    ref_dir = os.path.join(tmp, "run-reference")
+    ref = {n: np.load(os.path.join(ref_dir, sanitize(n) + ".npy")) for n in expected
+           if os.path.exists(os.path.join(ref_dir, sanitize(n) + ".npy"))}
+    if ref:
+        ok_ref, detail_ref = compare(got, ref, EXACT_TOL)
+        ok, detail = ok and ok_ref, f"vs onnxruntime: {detail}; vs ir::eval: {detail_ref}"
+    res.report(ok, m.name, "aot", f"{detail} ({time.time() - t:.1f}s)")
+
+
 def default_binary() -> str:
     for sub in ("release", "debug"):
         path = os.path.join(REPO, "target", sub, "whittle")
@@ -258,7 +324,7 @@ def main() -> int:
             check_ort(m, res)
             continue
         if not have_binary:
-            for check in ("run", "roundtrip", "optimize:exact", "optimize:exact@old-opset"):
+            for check in ("run", "roundtrip", "optimize:exact", "optimize:exact@old-opset", "aot"):
                 res.report(False, m.name, check, f"whittle binary not found at {binary} (cargo build --release)")
             continue
         tmp = tempfile.mkdtemp(prefix=f"whittle-check-{m.name}-")
@@ -270,6 +336,7 @@ def main() -> int:
             check_roundtrip(m, binary, tmp, args.timeout, res)
             check_optimized(m, binary, tmp, args.timeout, res)
             check_optimized(m, binary, tmp, args.timeout, res, opset=14)
+            check_aot(m, binary, tmp, args.timeout, res)
         finally:
             if args.keep:
                 print(f"      outputs kept in {tmp}")

@@ -77,11 +77,11 @@ pub struct PlanStats {
     pub packed_weight_bytes: usize,
 }
 
+/// A run-time or internal failure of this backend (not an unsupported op: those name the
+/// node through `lower::unsupported`).
 pub(crate) fn internal(msg: impl Into<String>) -> RuntimeError {
-    RuntimeError::Unsupported {
+    RuntimeError::Run {
         backend: "cpu".into(),
-        node: String::new(),
-        op: String::new(),
         msg: msg.into(),
     }
 }

@@ -49,6 +49,9 @@ fn tensor_block(s: &mut String, up: &str, kind: &str, list: &[TensorSpec]) {
         let _ = writeln!(s, "#define {up}_{kind}{i}_BYTES {}", t.bytes());
         let _ = writeln!(s, "typedef {} {up}_{kind}{i}_t;", c_type(t.dtype));
     }
+    // Every size in one initializer, for programs that loop over the tensors.
+    let bytes: Vec<String> = list.iter().map(|t| t.bytes().to_string()).collect();
+    let _ = writeln!(s, "#define {up}_{kind}_BYTES_LIST {{{}}}", bytes.join(", "));
 }
 
 /// Renders the header for model `name` (the symbol prefix).
@@ -145,6 +148,8 @@ mod tests {
             "#define ENC_INPUT0_BYTES 1024",
             "typedef int64_t ENC_INPUT0_t;",
             "#define ENC_OUTPUT0_NUMEL 512",
+            "#define ENC_INPUT_BYTES_LIST {1024}",
+            "#define ENC_OUTPUT_BYTES_LIST {2048}",
             "#define ENC_ERR_WORKSPACE_TOO_SMALL 2",
             "int32_t enc_run(const void* const* inputs",
             " * Link: cc app.c enc.o",

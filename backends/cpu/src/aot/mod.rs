@@ -140,9 +140,11 @@ pub fn compile(graph: &Graph, opts: &AotOptions) -> Result<AotArtifact, RuntimeE
     // gives the arena size that the caller's workspace must cover.
     let exe = CpuExecutable::compile_with(&g, 1)?;
     let workspace_bytes = exe.stats().map_or(0, |s| s.arena_bytes);
-    let text = whittle_ir::text::print_graph(&g)?;
-    let model_hash = blob::fnv1a(text.as_bytes());
-    let model = blob::encode(&text, model_hash);
+    // Constants of 64 elements or more travel as binary (4 bytes per f32, not ~12 of text).
+    let (text, weights) = whittle_ir::text::print_graph_with_blobs(&g, 64)?;
+    let bytes: Vec<Vec<u8>> = weights.iter().map(|t| t.to_le_bytes()).collect();
+    let model = blob::encode(&text, &bytes);
+    let model_hash = blob::hash_of(&model);
     let object = object::emit(&opts.name, &model, workspace_bytes).map_err(aot_err)?;
     let mut art = AotArtifact {
         object,
