@@ -1,8 +1,9 @@
-//! Compiles whittle's embedded demo encoder ahead of time (the exact pipeline, then
-//! `whittle_cpu::aot::compile`: a relocatable object and a C header), archives the object
-//! with the `cc` crate so cargo links it into this crate, and writes the tensor geometry
-//! the Rust side needs (`model_info.rs`). The same steps as `whittle compile` on the command
-//! line, from a build script.
+//! Compiles a model ahead of time (the exact pipeline, then `whittle_cpu::aot::compile`: a
+//! relocatable object and a C header), archives the object with the `cc` crate so cargo
+//! links it into this crate, and writes the tensor geometry the Rust side needs
+//! (`model_info.rs`). The same steps as `whittle compile` on the command line, from a build
+//! script. The model is whittle's embedded demo encoder, or the ONNX file named by
+//! `WHITTLE_AOT_MODEL` with input shapes from `WHITTLE_AOT_SHAPES` (`name=1x128,...`).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -10,20 +11,46 @@ use whittle::cpu::aot::{self, AotOptions};
 use whittle::passes::{PassContext, Pipeline};
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=WHITTLE_AOT_MODEL");
+    println!("cargo:rerun-if-env-changed=WHITTLE_AOT_SHAPES");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let mut g = whittle::demo::build_demo_graph();
+    let model = std::env::var("WHITTLE_AOT_MODEL")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let mut g = match &model {
+        Some(path) => {
+            println!("cargo:rerun-if-changed={path}");
+            whittle::frontend::load_model(std::path::Path::new(path))
+                .unwrap_or_else(|e| panic!("WHITTLE_AOT_MODEL={path}: {e}"))
+                .graph
+        }
+        None => whittle::demo::build_demo_graph(),
+    };
     Pipeline::exact()
         .run(&mut g, &mut PassContext::default())
-        .expect("the exact pipeline runs on the demo model");
+        .expect("the exact pipeline runs on the model");
+    let input_shapes = std::env::var("WHITTLE_AOT_SHAPES")
+        .unwrap_or_default()
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (name, dims) = s.split_once('=').expect("WHITTLE_AOT_SHAPES: name=AxB,...");
+            let dims = dims
+                .split('x')
+                .map(|d| d.parse().expect("a dimension"))
+                .collect();
+            (name.to_string(), dims)
+        })
+        .collect();
     let opts = AotOptions {
-        name: "demo".into(),
-        input_shapes: vec![],
+        name: "model".into(),
+        input_shapes,
     };
-    let art = aot::compile(&g, &opts).expect("the demo model compiles ahead of time");
-    let obj = out.join("demo_model.o");
+    let art = aot::compile(&g, &opts).expect("the model compiles ahead of time");
+    let obj = out.join("model.o");
     std::fs::write(&obj, &art.object).expect("write the object");
-    std::fs::write(out.join("demo_model.h"), &art.header).expect("write the header");
-    cc::Build::new().object(&obj).compile("whittle_demo_model");
+    std::fs::write(out.join("model.h"), &art.header).expect("write the header");
+    cc::Build::new().object(&obj).compile("whittle_aot_model");
 
     let mut info = String::new();
     let specs = |v: &[aot::TensorSpec]| {
@@ -32,7 +59,12 @@ fn main() {
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let _ = writeln!(info, "/// Bytes of workspace `demo_run` needs.");
+    let _ = writeln!(
+        info,
+        "/// Whether this is the embedded demo encoder (not WHITTLE_AOT_MODEL)."
+    );
+    let _ = writeln!(info, "pub const IS_DEMO: bool = {};", model.is_none());
+    let _ = writeln!(info, "/// Bytes of workspace `model_run` needs.");
     let _ = writeln!(
         info,
         "pub const WORKSPACE_BYTES: usize = {};",

@@ -1,6 +1,5 @@
-//! The demo encoder compiled ahead of time by `build.rs`, callable from Rust: [`run`] wraps
-//! the object's C entry point `demo_run` (resolved against `libwhittle_rt`'s
-//! `whittle_rt_run`); no compiler is linked into a program that uses it.
+//! The model compiled ahead of time by `build.rs`, callable from Rust: [`run`] wraps the
+//! object's C entry point `model_run` (resolved against `libwhittle_rt`'s `whittle_rt_run`).
 
 use std::ffi::c_void;
 
@@ -10,7 +9,7 @@ include!(concat!(env!("OUT_DIR"), "/model_info.rs"));
 use whittle_rt as _;
 
 extern "C" {
-    fn demo_run(
+    fn model_run(
         inputs: *const *const c_void,
         outputs: *const *mut c_void,
         workspace: *mut c_void,
@@ -53,7 +52,7 @@ pub fn run(inputs: &[&[u8]]) -> Result<Vec<Vec<u8>>, i32> {
     // SAFETY: one buffer of the declared size per input and output, and a workspace of
     // WORKSPACE_BYTES, as the generated entry point requires.
     let status = unsafe {
-        demo_run(
+        model_run(
             in_ptrs.as_ptr(),
             out_ptrs.as_ptr(),
             ws.as_mut_ptr() as *mut c_void,
