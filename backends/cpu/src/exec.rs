@@ -265,11 +265,40 @@ impl Plan {
 
     fn run_step(&self, step: &Step, mem: &Mem) -> Result<(), RuntimeError> {
         match step {
-            Step::Fused { kernel, args, .. } => {
+            Step::Fused {
+                kernel,
+                args,
+                split,
+                ..
+            } => {
                 let ptrs: Vec<*mut f32> = args.iter().map(|&b| mem.f32p(b)).collect();
                 let f = self.kernels[*kernel];
-                // SAFETY: the kernel was generated for exactly these buffers and shapes.
-                unsafe { f(ptrs.as_ptr()) };
+                match split {
+                    // SAFETY: the kernel was generated for exactly these buffers and shapes.
+                    None => unsafe { f(ptrs.as_ptr()) },
+                    Some(sp) => {
+                        let tail = sp.tail.map(|k| self.kernels[k]);
+                        let base: Vec<SendPtr<u8>> =
+                            ptrs.iter().map(|&p| SendPtr(p as *mut u8)).collect();
+                        par_for(sp.total.div_ceil(sp.rows), |blk| {
+                            let r0 = blk * sp.rows;
+                            let k = if r0 + sp.rows <= sp.total {
+                                Some(f)
+                            } else {
+                                tail
+                            };
+                            let Some(k) = k else { return };
+                            let p: Vec<*mut f32> = base
+                                .iter()
+                                .zip(&sp.row_bytes)
+                                .map(|(b, &rb)| b.get().wrapping_add(r0 * rb) as *mut f32)
+                                .collect();
+                            // SAFETY: block `blk` covers rows r0.. of every argument, inside
+                            // the buffers; blocks write disjoint rows of the output.
+                            unsafe { k(p.as_ptr()) };
+                        });
+                    }
+                }
             }
             Step::MatMul(mm) => self.matmul(mm, mem)?,
             Step::Attention(at) => {

@@ -283,3 +283,30 @@ fn special_values_pass_through_like_the_reference() {
         );
     }
 }
+
+/// Fused chains big enough to be split into blocks of outermost rows run in parallel (with
+/// a shorter tail block, broadcast leaves and a single merged dimension) give the same
+/// values at 1, 2 and 3 threads.
+#[test]
+fn big_fused_chains_split_over_threads() {
+    let mut r = rng(4);
+    for (sa, sb, sc) in [
+        (vec![3, 300, 129], vec![300, 1], vec![129]),
+        (vec![100_003], vec![1], vec![100_003]),
+        (vec![7, 20_000], vec![20_000], vec![7, 1]),
+    ] {
+        let g = chain_graph(&sa, &sb, &sc);
+        let ins = [
+            ("a", rand_tensor(&mut r, &sa, -2.0, 2.0)),
+            ("b", rand_tensor(&mut r, &sb, -2.0, 2.0)),
+            ("c", rand_tensor(&mut r, &sc, -2.0, 2.0)),
+        ];
+        for threads in [1, 2, 3] {
+            let e = rel_l2_threads(threads, &g, &ins);
+            assert!(
+                e <= 1e-6,
+                "{sa:?} {sb:?} {sc:?} at {threads} threads: rel L2 {e:e}"
+            );
+        }
+    }
+}

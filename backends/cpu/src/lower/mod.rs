@@ -35,6 +35,9 @@ pub enum Step {
         kernel: usize,
         args: Vec<Buf>,
         name: String,
+        /// When set, `kernel` covers `rows` of the outermost loop and the step runs it on
+        /// every block of rows in parallel (see [`FusedSplit`]).
+        split: Option<Box<FusedSplit>>,
     },
     MatMul(Box<MatMulStep>),
     /// Fused multi-head attention (`lower::fused`).
@@ -46,6 +49,22 @@ pub enum Step {
         name: String,
     },
 }
+
+/// A fused elementwise step split over threads along its outermost loop dimension.
+#[derive(Debug)]
+pub struct FusedSplit {
+    /// Rows of the outermost dimension per block (the main kernel's extent).
+    pub rows: usize,
+    /// The outermost dimension's extent.
+    pub total: usize,
+    /// The kernel for the last, shorter block (when `total` is not a multiple of `rows`).
+    pub tail: Option<usize>,
+    /// Bytes each argument (leaves, then the output) advances per outermost row.
+    pub row_bytes: Vec<usize>,
+}
+
+/// Elements per block of a split fused kernel: below twice this, the step runs whole.
+const FUSED_SPLIT_MIN: usize = 32 * 1024;
 
 /// A graph input as the program expects it.
 #[derive(Clone, Debug)]
@@ -545,14 +564,60 @@ impl Lowerer<'_> {
         let nest =
             LoopNest::new(&self.shape(out), &leaf_shapes).map_err(|m| unsupported(g, id, m))?;
         let name = format!("k{}_{}", self.prog.steps.len(), g.node(id).op.kind_name());
-        let kernel = elementwise::emit_kernel(self.jit, &name, &e, &nest)
+        // Big tensors: one kernel per block of outermost rows, run on every block in
+        // parallel (a block is at least FUSED_SPLIT_MIN elements; at most 8 blocks).
+        let total: usize = nest.dims.iter().product();
+        let d0 = nest.dims[0];
+        let per_row = total / d0.max(1);
+        let blocks = (total / FUSED_SPLIT_MIN).clamp(1, 8).min(d0);
+        let (kernel_nest, split) = if blocks >= 2 {
+            let mut rows = d0.div_ceil(blocks);
+            if nest.dims.len() == 1 {
+                rows = rows.div_ceil(16) * 16; // whole vectors per block
+            }
+            let with_rows = |r: usize| {
+                let mut n = nest.clone();
+                n.dims[0] = r;
+                n
+            };
+            let rem = d0 % rows;
+            let tail = if rem == 0 {
+                None
+            } else {
+                let k = elementwise::emit_kernel(
+                    self.jit,
+                    &format!("{name}_tail"),
+                    &e,
+                    &with_rows(rem),
+                )
+                .map_err(|m| unsupported(g, id, m))?;
+                Some(k)
+            };
+            let mut row_bytes: Vec<usize> = nest.strides.iter().map(|st| st[0] * 4).collect();
+            row_bytes.push(per_row * 4);
+            let split = FusedSplit {
+                rows,
+                total: d0,
+                tail,
+                row_bytes,
+            };
+            (with_rows(rows), Some(Box::new(split)))
+        } else {
+            (nest, None)
+        };
+        let kernel = elementwise::emit_kernel(self.jit, &name, &e, &kernel_nest)
             .map_err(|m| unsupported(g, id, m))?;
         let mut args = Vec::with_capacity(leaves.len() + 1);
         for &v in &leaves {
             args.push(self.read(v)?);
         }
         args.push(self.alloc(out));
-        self.prog.steps.push(Step::Fused { kernel, args, name });
+        self.prog.steps.push(Step::Fused {
+            kernel,
+            args,
+            name,
+            split,
+        });
         Ok(())
     }
 
