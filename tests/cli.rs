@@ -297,3 +297,14 @@ fn bad_inputs_at_run_time() {
         "unknown pass 'magic'",
     );
 }
+
+/// The README's quick start: `whittle demo` runs the whole job on the embedded model and
+/// passes its own checks (round trip, exact pipeline, cpu backend, padding-free).
+#[test]
+fn demo_passes() {
+    let (code, out, err) = whittle(&["demo"]);
+    assert_eq!(code, 0, "demo failed:\n{out}\n{err}");
+    for want in ["cpu backend", "padding-free", "demo PASSED"] {
+        assert!(out.contains(want), "'{want}' missing from:\n{out}");
+    }
+}
