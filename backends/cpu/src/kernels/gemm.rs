@@ -283,8 +283,10 @@ pub unsafe fn gemm_then_strips(
         if scratch.apack.len() < ms * mr * k {
             scratch.apack.resize(ms * mr * k, 0.0);
         }
+        // Row-major A with full row strips is read in place by the direct kernel.
+        let direct = ukr.direct.filter(|_| a.cs == 1 && mc % mr == 0);
         let mut p0 = 0;
-        while p0 < k {
+        while p0 < k && direct.is_none() {
             let kc = KC.min(k - p0);
             let dst = &mut scratch.apack[p0 * ms * mr..(p0 + kc) * ms * mr];
             pack_a(a, i0, mc, p0, kc, mr, dst);
@@ -313,10 +315,25 @@ pub unsafe fn gemm_then_strips(
                                 Some(bias) if first => bias.add(j0),
                                 _ => std::ptr::null(),
                             };
-                            (ukr.f)(kc, ap, bp, cp, ldc, !first, init);
+                            match direct {
+                                Some(d) => {
+                                    let ar = a.ptr.add(r0 * a.rs + p0);
+                                    d(kc, ar, a.rs, bp, cp, ldc, !first, init)
+                                }
+                                None => (ukr.f)(kc, ap, bp, cp, ldc, !first, init),
+                            }
                         } else {
                             let tile = scratch.tile.as_mut_ptr();
-                            (ukr.f)(kc, ap, bp, tile, nr, false, std::ptr::null());
+                            let none = std::ptr::null();
+                            match direct {
+                                // Full rows (mc is a multiple of MR), a partial column strip:
+                                // B's padding columns are zero.
+                                Some(d) => {
+                                    let ar = a.ptr.add(r0 * a.rs + p0);
+                                    d(kc, ar, a.rs, bp, tile, nr, false, none)
+                                }
+                                None => (ukr.f)(kc, ap, bp, tile, nr, false, none),
+                            }
                             for r in 0..rc {
                                 let dst = std::slice::from_raw_parts_mut(cp.add(r * ldc), nc);
                                 let src = std::slice::from_raw_parts(tile.add(r * nr), nc);
@@ -445,7 +462,16 @@ mod tests {
     #[test]
     fn every_kernel_matches_naive_on_odd_shapes() {
         for ukr in Ukr::all_available() {
-            for &(m, k, n) in &[(1, 1, 1), (7, 3, 5), (9, 300, 33), (17, 513, 70), (3, 0, 4)] {
+            for &(m, k, n) in &[
+                (1, 1, 1),
+                (7, 3, 5),
+                (9, 300, 33),
+                (17, 513, 70),
+                (3, 0, 4),
+                (8, 300, 33),
+                (136, 520, 70),
+                (16, 5, 64),
+            ] {
                 let a: Vec<f32> = (0..m * k)
                     .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
                     .collect();

@@ -1,4 +1,4 @@
-//! GEMM micro-kernels: `MR × NR` register tiles over packed A (`k × MR`) and packed B
+//! GEMM micro-kernels: `MR × NR` register tiles over packed (or, `direct`, row-major) A and packed B
 //! (`k × NR`) panels, one per instruction set, picked at run time by CPU feature detection.
 
 // Register tiles read best as explicit index loops.
@@ -17,6 +17,19 @@ pub type UkrFn = unsafe fn(
     init: *const f32,
 );
 
+/// [`UkrFn`] reading A unpacked: row `r` of the tile is `a[r·lda ..]` (row-major A), so a
+/// GEMM whose A is row-major skips packing it.
+pub type DirectFn = unsafe fn(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    init: *const f32,
+);
+
 /// A micro-kernel and its tile shape.
 #[derive(Clone, Copy, Debug)]
 pub struct Ukr {
@@ -24,6 +37,8 @@ pub struct Ukr {
     pub mr: usize,
     pub nr: usize,
     pub f: UkrFn,
+    /// The same tile reading row-major A in place, where the ISA has one.
+    pub direct: Option<DirectFn>,
 }
 
 impl Ukr {
@@ -37,6 +52,7 @@ impl Ukr {
                     mr: 8,
                     nr: 32,
                     f: avx512_8x32,
+                    direct: Some(avx512_8x32_direct),
                 };
             }
             if std::arch::is_x86_feature_detected!("avx2")
@@ -47,6 +63,7 @@ impl Ukr {
                     mr: 6,
                     nr: 16,
                     f: avx2_6x16,
+                    direct: None,
                 };
             }
         }
@@ -60,6 +77,7 @@ impl Ukr {
             mr: 4,
             nr: 8,
             f: portable_4x8,
+            direct: None,
         }
     }
 
@@ -76,6 +94,7 @@ impl Ukr {
                     mr: 6,
                     nr: 16,
                     f: avx2_6x16,
+                    direct: None,
                 });
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
@@ -84,6 +103,14 @@ impl Ukr {
                     mr: 8,
                     nr: 32,
                     f: avx512_8x32,
+                    direct: None,
+                });
+                v.push(Ukr {
+                    name: "avx512-8x32-direct-a",
+                    mr: 8,
+                    nr: 32,
+                    f: avx512_8x32,
+                    direct: Some(avx512_8x32_direct),
                 });
             }
         }
@@ -195,6 +222,53 @@ unsafe fn avx512_8x32(
         let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
         for r in 0..8 {
             let av = _mm512_set1_ps(*a.add(p * 8 + r));
+            t[r][0] = _mm512_fmadd_ps(av, b0, t[r][0]);
+            t[r][1] = _mm512_fmadd_ps(av, b1, t[r][1]);
+        }
+    }
+    for (r, row) in t.iter().enumerate() {
+        let cr = c.add(r * ldc);
+        for (h, v) in row.iter().enumerate() {
+            let p = cr.add(h * 16);
+            let v = if acc {
+                _mm512_add_ps(_mm512_loadu_ps(p), *v)
+            } else {
+                *v
+            };
+            _mm512_storeu_ps(p, v);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+/// # Safety
+/// AVX-512F present; `a` addresses 8 rows of `k` floats at row stride `lda`, `b` `k*32`
+/// floats, `c` an 8×32 tile with row stride `ldc`, `init` null or 32 floats.
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_8x32_direct(
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    init: *const f32,
+) {
+    use std::arch::x86_64::*;
+    let seed = if init.is_null() {
+        [_mm512_setzero_ps(); 2]
+    } else {
+        [_mm512_loadu_ps(init), _mm512_loadu_ps(init.add(16))]
+    };
+    let mut t = [seed; 8];
+    let rows: [*const f32; 8] = std::array::from_fn(|r| a.add(r * lda));
+    for p in 0..k {
+        let b0 = _mm512_loadu_ps(b.add(p * 32));
+        let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
+        for r in 0..8 {
+            let av = _mm512_set1_ps(*rows[r].add(p));
             t[r][0] = _mm512_fmadd_ps(av, b0, t[r][0]);
             t[r][1] = _mm512_fmadd_ps(av, b1, t[r][1]);
         }
