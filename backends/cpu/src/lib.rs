@@ -103,8 +103,10 @@ pub struct CpuExecutable {
     graph: Option<Graph>,
     /// Input names and declared types, in graph order.
     input_specs: Vec<(String, TensorType)>,
-    plans: Mutex<HashMap<Signature, Arc<Plan>>>,
+    /// Plans by signature, with the tick of their last use (least recently used evicted).
+    plans: Mutex<HashMap<Signature, (Arc<Plan>, usize)>>,
     compilations: AtomicUsize,
+    tick: AtomicUsize,
     pool: rayon::ThreadPool,
     /// Graph inputs whose values shape the plan (axes, pads, ... fed at run time).
     bound: Vec<usize>,
@@ -132,6 +134,7 @@ impl CpuExecutable {
                 .map(|i| (graph.input_name(i).to_string(), graph.input_type(i).clone()))
                 .collect(),
             plans: Mutex::new(HashMap::new()),
+            tick: AtomicUsize::new(0),
             compilations: AtomicUsize::new(0),
             pool,
             bound: bind::value_inputs(graph),
@@ -175,13 +178,13 @@ impl CpuExecutable {
         plans
             .iter()
             .find(|(k, _)| k.0.iter().map(|(_, s)| s).eq(shapes.iter()))
-            .map(|(_, p)| p.stats())
+            .map(|(_, (p, _))| p.stats())
     }
 
     /// Statistics of the first compiled plan (graphs with fixed shapes have exactly one).
     pub fn stats(&self) -> Option<PlanStats> {
         let plans = self.plans.lock().ok()?;
-        plans.values().next().map(|p| p.stats())
+        plans.values().next().map(|(p, _)| p.stats())
     }
 
     fn plan_for(
@@ -190,8 +193,12 @@ impl CpuExecutable {
         named: &[(&str, Vec<usize>)],
         values: &[(usize, &Tensor)],
     ) -> Result<Arc<Plan>, RuntimeError> {
-        if let Some(p) = self.plans.lock().ok().and_then(|m| m.get(&sig).cloned()) {
-            return Ok(p);
+        let now = self.tick.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.plans.lock() {
+            if let Some((p, used)) = m.get_mut(&sig) {
+                *used = now;
+                return Ok(p.clone());
+            }
         }
         let mut g = self
             .graph
@@ -203,14 +210,18 @@ impl CpuExecutable {
         self.compilations.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = self.plans.lock() {
             // Bound the cache: inputs whose values shape the plan (a padding mask, Slice
-            // starts fed at run time) can make a new signature per run. Evict an arbitrary
-            // older plan; runs in flight keep theirs alive through the Arc.
+            // starts fed at run time) can make a new signature per run. Evict the least
+            // recently used plan; runs in flight keep theirs alive through the Arc.
             if m.len() >= MAX_PLANS {
-                if let Some(k) = m.keys().next().cloned() {
+                let oldest = m
+                    .iter()
+                    .min_by_key(|(_, (_, used))| *used)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
                     m.remove(&k);
                 }
             }
-            m.insert(sig, plan.clone());
+            m.insert(sig, (plan.clone(), now));
         }
         Ok(plan)
     }

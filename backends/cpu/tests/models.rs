@@ -43,17 +43,30 @@ fn one_plan_per_input_shape_signature() {
         assert!(compare(&got, &want) < 1e-5);
         assert_eq!(exe.compilations(), expect, "after batch {batch}");
     }
-    // More signatures than the cache holds: older plans are evicted, runs stay right,
-    // and an evicted shape compiles again.
+    // More signatures than the cache holds: the least recently used plans are evicted
+    // (batch 3, used all along, stays; batch 7 goes), runs stay right, and an evicted
+    // shape compiles again.
     let cached = whittle_cpu::MAX_PLANS;
-    for batch in 10..10 + cached + 6 {
-        let xs = rand_tensor(&mut r, &[batch, 6], -1.0, 1.0);
+    let run_one = |batch: usize, r: &mut _| {
+        let xs = rand_tensor(r, &[batch, 6], -1.0, 1.0);
         let got = exe.run(&[("x", xs.clone())]).expect("run");
         let want = whittle_ir::eval::run(&b.g, &[("x", xs)]).expect("eval");
         assert!(compare(&got, &want) < 1e-5, "batch {batch}");
+    };
+    for batch in 10..10 + cached + 6 {
+        run_one(batch, &mut r);
+        run_one(3, &mut r);
     }
     assert_eq!(exe.compilations(), 3 + cached + 6);
     assert_eq!(exe.cached_plans(), cached);
+    run_one(3, &mut r);
+    assert_eq!(
+        exe.compilations(),
+        3 + cached + 6,
+        "the hot plan was evicted"
+    );
+    run_one(7, &mut r);
+    assert_eq!(exe.compilations(), 3 + cached + 7, "the cold plan was kept");
     // A wrong dtype or a shape that contradicts a known dim is an error, not a new plan.
     assert!(exe
         .run(&[("x", Tensor::from_vec(vec![2, 5], vec![0f32; 10]))])

@@ -284,7 +284,7 @@ pub unsafe fn gemm_then_strips(
             scratch.apack.resize(ms * mr * k, 0.0);
         }
         // Row-major A with full row strips is read in place by the direct kernel.
-        let direct = ukr.direct.filter(|_| a.cs == 1 && mc % mr == 0);
+        let direct = ukr.direct.filter(|_| a.cs == 1 && mc.is_multiple_of(mr));
         let mut p0 = 0;
         while p0 < k && direct.is_none() {
             let kc = KC.min(k - p0);
