@@ -19,36 +19,21 @@ fn count(g: &Graph, pred: impl Fn(&Op) -> bool) -> usize {
 
 #[test]
 fn filetests_keep_outputs_and_are_idempotent() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/filetests");
     let mut checked = 0;
     for dir in ["fuse-matmul", "fuse-attention", "fuse-qkv", "fuse-add-norm"] {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "wir"))
-            .collect();
-        files.sort();
-        for f in files {
-            let text = std::fs::read_to_string(&f).unwrap();
-            let head = text.split("# expected:").next().unwrap();
-            let passes = head
-                .lines()
-                .find_map(|l| l.strip_prefix("# passes:"))
-                .unwrap()
-                .trim()
-                .to_string();
-            let g = parse_graph(head).unwrap();
-            let h = apply(&g, &passes);
+        for t in filetests(dir) {
+            let (f, passes) = (&t.path, &t.passes);
+            let g = parse_graph(&t.head).unwrap();
+            let h = apply(&g, passes);
             let err = max_err(&g, &h, 7, 2);
             assert!(err <= 1e-5, "{}: relative error {err:e}", f.display());
             let (before, after) = (print_graph(&g).unwrap(), print_graph(&h).unwrap());
-            if f.to_string_lossy().ends_with("_declined.wir") {
+            if t.declined() {
                 assert_eq!(before, after, "{}: declined must be untouched", f.display());
             } else {
                 assert_ne!(before, after, "{}", f.display());
             }
-            let again = apply(&h, &passes);
+            let again = apply(&h, passes);
             assert_eq!(
                 after,
                 print_graph(&again).unwrap(),
@@ -228,23 +213,11 @@ fn rel_l2_err(g: &Graph, h: &Graph, mut seed: u64, rounds: usize) -> f64 {
 /// f32-only and must leave an f16 graph alone).
 #[test]
 fn fused_ops_in_f16_stay_within_1e_3() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/filetests");
     let mut fused = 0;
     for dir in ["fuse-matmul", "fuse-attention", "fuse-qkv", "fuse-add-norm"] {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "wir"))
-            .collect();
-        files.sort();
-        for f in files {
-            let text = std::fs::read_to_string(&f).unwrap();
-            let head = text
-                .split("# expected:")
-                .next()
-                .unwrap()
-                .replace("f32", "f16");
+        for t in filetests(dir) {
+            let f = &t.path;
+            let head = t.head.replace("f32", "f16");
             let g = parse_graph(&head).unwrap();
             let h = apply(&g, dir);
             let err = rel_l2_err(&g, &h, 11, 2);

@@ -20,7 +20,6 @@ pub fn check_equivalent(g: &Graph, passes: &str) -> (Graph, f64) {
 
 #[test]
 fn filetest_inputs_keep_their_outputs() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/filetests");
     let mut checked = 0;
     for dir in [
         "canonicalize",
@@ -29,27 +28,12 @@ fn filetest_inputs_keep_their_outputs() {
         "cse",
         "fold-shapes",
     ] {
-        let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "wir"))
-            .collect();
-        files.sort();
-        for f in files {
-            let text = std::fs::read_to_string(&f).unwrap();
-            let head = text.split("# expected:").next().unwrap();
-            let passes = head
-                .lines()
-                .find_map(|l| l.strip_prefix("# passes:"))
-                .unwrap()
-                .trim()
-                .to_string();
-            let g = parse_graph(head).unwrap();
-            let (h, err) = check_equivalent(&g, &passes);
+        for t in filetests(dir) {
+            let f = &t.path;
+            let g = parse_graph(&t.head).unwrap();
+            let (h, err) = check_equivalent(&g, &t.passes);
             assert!(err <= 1e-5, "{}: relative error {err:e}", f.display());
-            let declined = f.to_string_lossy().ends_with("_declined.wir");
-            if declined {
+            if t.declined() {
                 assert_eq!(
                     print_graph(&g).unwrap(),
                     print_graph(&h).unwrap(),

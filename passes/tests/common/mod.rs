@@ -1,5 +1,6 @@
 //! Helpers shared by the pass integration tests: seeded random inputs, a relative error,
-//! running a pass list, and comparing a graph before and after under `ir::eval`.
+//! running a pass list, comparing a graph before and after under `ir::eval`, and reading
+//! the filetests' inputs.
 #![allow(dead_code)]
 
 use whittle_ir::eval::run;
@@ -84,4 +85,44 @@ pub fn max_err(g: &Graph, h: &Graph, mut seed: u64, rounds: usize) -> f64 {
         }
     }
     worst
+}
+
+/// One filetest's input side: its path, the text before `# expected:` and its pass list.
+pub struct FileTest {
+    pub path: std::path::PathBuf,
+    pub head: String,
+    pub passes: String,
+}
+
+impl FileTest {
+    /// Whether the file is a declined case (`*_declined.wir`: the graph must not change).
+    pub fn declined(&self) -> bool {
+        self.path.to_string_lossy().ends_with("_declined.wir")
+    }
+}
+
+/// The `.wir` files of `tests/filetests/<dir>`, sorted by name.
+pub fn filetests(dir: &str) -> Vec<FileTest> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/filetests");
+    let mut files: Vec<_> = std::fs::read_dir(root.join(dir))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "wir"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let head = text.split("# expected:").next().unwrap().to_string();
+            let passes = head
+                .lines()
+                .find_map(|l| l.strip_prefix("# passes:"))
+                .unwrap_or_else(|| panic!("{}: no '# passes:' line", path.display()))
+                .trim()
+                .to_string();
+            FileTest { path, head, passes }
+        })
+        .collect()
 }

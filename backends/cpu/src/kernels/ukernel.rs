@@ -196,14 +196,19 @@ unsafe fn avx2_6x16(
     }
 }
 
+/// The AVX-512 8×32 tile over any layout of A: `a_at(p, r)` is the address of A's element
+/// (row `r`, depth `p`). Both kernels below are this body, inlined with their layout.
+///
+/// # Safety
+/// AVX-512F present; `a_at` addresses readable floats for `p < k`, `r < 8`; `b` holds
+/// `k*32` floats, `c` an 8×32 tile with row stride `ldc`, `init` null or 32 floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-/// # Safety
-/// AVX-512F present; `a` holds `k*8` floats, `b` `k*32`, `c` an 8×32 tile with row stride `ldc`,
-/// `init` null or 32 floats.
-unsafe fn avx512_8x32(
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn avx512_8x32_tile(
     k: usize,
-    a: *const f32,
+    a_at: impl Fn(usize, usize) -> *const f32,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -221,7 +226,7 @@ unsafe fn avx512_8x32(
         let b0 = _mm512_loadu_ps(b.add(p * 32));
         let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
         for r in 0..8 {
-            let av = _mm512_set1_ps(*a.add(p * 8 + r));
+            let av = _mm512_set1_ps(*a_at(p, r));
             t[r][0] = _mm512_fmadd_ps(av, b0, t[r][0]);
             t[r][1] = _mm512_fmadd_ps(av, b1, t[r][1]);
         }
@@ -243,6 +248,23 @@ unsafe fn avx512_8x32(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 /// # Safety
+/// AVX-512F present; `a` holds `k*8` floats (packed A), `b` `k*32`, `c` an 8×32 tile with
+/// row stride `ldc`, `init` null or 32 floats.
+unsafe fn avx512_8x32(
+    k: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    acc: bool,
+    init: *const f32,
+) {
+    avx512_8x32_tile(k, |p, r| a.add(p * 8 + r), b, c, ldc, acc, init)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+/// # Safety
 /// AVX-512F present; `a` addresses 8 rows of `k` floats at row stride `lda`, `b` `k*32`
 /// floats, `c` an 8×32 tile with row stride `ldc`, `init` null or 32 floats.
 #[allow(clippy::too_many_arguments)]
@@ -256,33 +278,6 @@ unsafe fn avx512_8x32_direct(
     acc: bool,
     init: *const f32,
 ) {
-    use std::arch::x86_64::*;
-    let seed = if init.is_null() {
-        [_mm512_setzero_ps(); 2]
-    } else {
-        [_mm512_loadu_ps(init), _mm512_loadu_ps(init.add(16))]
-    };
-    let mut t = [seed; 8];
     let rows: [*const f32; 8] = std::array::from_fn(|r| a.add(r * lda));
-    for p in 0..k {
-        let b0 = _mm512_loadu_ps(b.add(p * 32));
-        let b1 = _mm512_loadu_ps(b.add(p * 32 + 16));
-        for r in 0..8 {
-            let av = _mm512_set1_ps(*rows[r].add(p));
-            t[r][0] = _mm512_fmadd_ps(av, b0, t[r][0]);
-            t[r][1] = _mm512_fmadd_ps(av, b1, t[r][1]);
-        }
-    }
-    for (r, row) in t.iter().enumerate() {
-        let cr = c.add(r * ldc);
-        for (h, v) in row.iter().enumerate() {
-            let p = cr.add(h * 16);
-            let v = if acc {
-                _mm512_add_ps(_mm512_loadu_ps(p), *v)
-            } else {
-                *v
-            };
-            _mm512_storeu_ps(p, v);
-        }
-    }
+    avx512_8x32_tile(k, |p, r| rows[r].add(p), b, c, ldc, acc, init)
 }

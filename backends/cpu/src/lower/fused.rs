@@ -117,13 +117,7 @@ impl Lowerer<'_> {
                 })?)
             }
         };
-        // Q, K and V that are column blocks of one Split (a fused QKV GEMM's output) are
-        // read in place from the Split's input: `(value read, offset, row stride)`.
-        let place = |x: Value| match self.split_block(x) {
-            Some((src, off, width)) => (src, off, width),
-            None => (x, 0, self.shape(x)[2]),
-        };
-        let (pq, pk, pv) = (place(q), place(k), place(v));
+        let (pq, pk, pv) = (self.qkv_place(q), self.qkv_place(k), self.qkv_place(v));
         let geom = AttnGeom {
             batch: b,
             heads: h,
@@ -187,6 +181,14 @@ impl Lowerer<'_> {
                         )
                 })
         })
+    }
+
+    /// Where attention reads Q, K or V `x`: `(value read, column offset, row stride)` —
+    /// in place from the Split's input when `x` is a column block of an absorbed Split (a
+    /// fused QKV GEMM's output), else `x` itself.
+    fn qkv_place(&self, x: Value) -> (Value, usize, usize) {
+        self.split_block(x)
+            .unwrap_or_else(|| (x, 0, self.shape(x).last().copied().unwrap_or(0)))
     }
 
     /// `(split input, column offset, its row length)` when `v` is an output of an absorbed
@@ -254,11 +256,7 @@ impl Lowerer<'_> {
                 format!("packed shapes q {sq:?}, v {sv:?} and cu_seqlens {bounds:?} do not fit"),
             ));
         }
-        let place = |x: Value| match self.split_block(x) {
-            Some(p) => p,
-            None => (x, 0, self.shape(x)[1]),
-        };
-        let (pq, pk, pv) = (place(q), place(k), place(v));
+        let (pq, pk, pv) = (self.qkv_place(q), self.qkv_place(k), self.qkv_place(v));
         let mut args = Vec::with_capacity(4);
         for x in [pq.0, pk.0, pv.0] {
             args.push(self.read(x)?);
