@@ -1,7 +1,7 @@
 /* Example: run a model compiled ahead of time by `whittle compile --name model` from plain C.
  *
  *   whittle compile model.onnx -o model.o --header model.h --name model --input-shape x=1x16
- *   cc -O2 -I. main.c model.o -L<dir of libwhittle_rt.a> -lwhittle_rt -lm -lpthread -ldl -static-libgcc -o app
+ *   cc -O2 -I. main.c model.o -L<dir of libwhittle_rt.a> -lwhittle_rt -lm -lpthread -ldl -static-libgcc -Wl,--gc-sections -o app
  *   ./app IN0.bin [IN1.bin ...] OUT0.bin [OUT1.bin ...] [timed-iterations]
  *
  * One raw little-endian file per input (exactly MODEL_INPUT<i>_BYTES bytes, in the header's
@@ -15,7 +15,8 @@
 #include <time.h>
 
 static int fail(const char* what, int code) {
-    fprintf(stderr, "FAIL: %s (status %d)\n", what, code);
+    const char* why = whittle_rt_last_error();
+    fprintf(stderr, "FAIL: %s (status %d)%s%s\n", what, code, why && *why ? ": " : "", why ? why : "");
     return 1;
 }
 
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < NI; i++) null_ins[i] = i == 0 ? NULL : ins[i];
     s = model_run(null_ins, outs, ws, MODEL_WORKSPACE_SIZE);
     if (s != MODEL_ERR_NULL_POINTER) return fail("a NULL input was accepted", s);
+    if (!*whittle_rt_last_error()) return fail("a refused call left no message", s);
 
     s = model_run(ins, outs, ws, MODEL_WORKSPACE_SIZE);
     if (s != MODEL_OK) return fail("model_run", s);

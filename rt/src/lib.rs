@@ -1,203 +1,211 @@
 //! whittle-rt: the static runtime library (`libwhittle_rt.a`) that objects made by
-//! `whittle compile` link against. It exports one C function, [`whittle_rt_run`], which the
-//! generated entry point `PREFIX_run` calls with the model blob from the object's read-only
-//! data. The first call for a blob decodes it and compiles the plan with the CPU backend
-//! (cached per blob); every call wraps the caller's input buffers, runs the plan and
-//! copies the outputs into the caller's buffers. Panics are caught and become a status.
+//! `whittle compile` link against. It holds `whittle-exec` (host kernels, plan executor)
+//! and no compiler: the object brings its generated kernels and its plan image. It
+//! exports [`whittle_rt_run`], which the generated entry point `PREFIX_run` calls, plus
+//! [`whittle_rt_set_threads`] and [`whittle_rt_last_error`]. The first call for an image
+//! decodes it (cached per image); every call runs the plan on the caller's buffers, with
+//! the caller's workspace as the arena. Panics are caught and become a status.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
+use std::ffi::{c_char, c_void, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use whittle_cpu::aot::{blob, status, TensorSpec};
-use whittle_cpu::CpuExecutable;
-use whittle_ir::Tensor;
-use whittle_runtime::Executable;
+use whittle_exec::{image, KernelFn, Plan};
 
-/// A decoded, compiled blob.
+pub use whittle_exec::status;
+
+/// A decoded plan and the pool it runs on.
 struct Loaded {
-    exe: CpuExecutable,
-    inputs: Vec<TensorSpec>,
-    outputs: Vec<TensorSpec>,
+    plan: Plan,
+    pool: rayon::ThreadPool,
 }
 
-/// Compiled blobs by address (each object's blob is a distinct static).
+/// Decoded images by address (each object's image is a distinct static).
 fn cache() -> &'static Mutex<HashMap<usize, Arc<Loaded>>> {
     static CACHE: OnceLock<Mutex<HashMap<usize, Arc<Loaded>>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-fn load(bytes: &[u8]) -> Result<Loaded, String> {
-    let (text, weights) = blob::decode(bytes)?;
-    let g = whittle_ir::text::parse_graph_with_blobs(text, &weights).map_err(|e| e.to_string())?;
-    let spec = |name: &str, ty: &whittle_ir::TensorType| -> Result<TensorSpec, String> {
-        Ok(TensorSpec {
-            name: name.to_string(),
-            dtype: ty.dtype,
-            shape: ty
-                .concrete_shape()
-                .ok_or_else(|| format!("'{name}' has no concrete shape"))?,
-        })
-    };
-    let inputs = (0..g.inputs().len())
-        .map(|i| spec(g.input_name(i), g.input_type(i)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let outputs = g
-        .outputs()
-        .iter()
-        .map(|o| spec(&o.name, g.value_type(o.value)))
-        .collect::<Result<Vec<_>, _>>()?;
-    let exe = CpuExecutable::compile(&g).map_err(|e| e.to_string())?;
-    Ok(Loaded {
-        exe,
-        inputs,
-        outputs,
-    })
+/// Threads for plans loaded from now on (0: `WHITTLE_THREADS`, else one per core).
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
-fn loaded(bytes: &[u8]) -> Result<Arc<Loaded>, i32> {
-    let key = bytes.as_ptr() as usize;
-    if let Some(l) = cache().lock().ok().and_then(|m| m.get(&key).cloned()) {
-        return Ok(l);
+fn set_error(msg: impl Into<String>) {
+    let c = CString::new(msg.into().replace('\0', " ")).unwrap_or_default();
+    LAST_ERROR.with(|e| *e.borrow_mut() = c);
+}
+
+/// # Safety
+/// `kernels` addresses `count` code addresses (the object's kernel table).
+unsafe fn load(
+    bytes: &[u8],
+    kernels: *const *const c_void,
+    count: usize,
+) -> Result<Loaded, String> {
+    let parts = image::decode(bytes)?;
+    if count > 0 && kernels.is_null() {
+        return Err("the object's kernel table is missing".into());
     }
-    let l = Arc::new(load(bytes).map_err(|e| {
-        eprintln!("whittle_rt: cannot load the embedded model: {e}");
+    let mut fns = Vec::with_capacity(count);
+    for i in 0..count {
+        // SAFETY: the caller's contract.
+        let p = unsafe { *kernels.add(i) };
+        if p.is_null() {
+            return Err(format!("kernel {i} of the object's table is null"));
+        }
+        // SAFETY: the object's kernels all have the KernelFn signature.
+        fns.push(unsafe { std::mem::transmute::<*const c_void, KernelFn>(p) });
+    }
+    let plan = Plan::new(parts, fns, Box::new(())).map_err(|e| e.to_string())?;
+    let threads = match THREADS.load(Ordering::Relaxed) {
+        0 => whittle_exec::default_threads(),
+        n => n,
+    };
+    let pool = whittle_exec::thread_pool(threads).map_err(|e| e.to_string())?;
+    Ok(Loaded { plan, pool })
+}
+
+/// # Safety
+/// As [`load`]; `bytes` lives for the whole program.
+unsafe fn loaded(
+    bytes: &[u8],
+    kernels: *const *const c_void,
+    count: usize,
+) -> Result<Arc<Loaded>, i32> {
+    let key = bytes.as_ptr() as usize;
+    let mut m = cache().lock().map_err(|_| status::PANIC)?;
+    if let Some(l) = m.get(&key) {
+        return Ok(l.clone());
+    }
+    // Decoding under the lock: concurrent first calls decode once.
+    // SAFETY: the caller's contract.
+    let l = Arc::new(unsafe { load(bytes, kernels, count) }.map_err(|e| {
+        set_error(format!("whittle_rt: cannot load the embedded model: {e}"));
         status::BAD_MODEL
     })?);
-    if let Ok(mut m) = cache().lock() {
-        m.insert(key, l.clone());
-    }
+    m.insert(key, l.clone());
     Ok(l)
 }
 
 /// # Safety
 /// As [`whittle_rt_run`].
-unsafe fn run(model: &[u8], inputs: *const *const u8, outputs: *const *mut u8) -> Result<(), i32> {
-    let l = loaded(model)?;
-    if inputs.is_null() && !l.inputs.is_empty() || outputs.is_null() {
-        return Err(status::NULL_POINTER);
-    }
-    let mut named = Vec::with_capacity(l.inputs.len());
-    for (i, s) in l.inputs.iter().enumerate() {
-        // SAFETY: the caller passes one pointer per input (the header's contract).
-        let p = unsafe { *inputs.add(i) };
-        if p.is_null() {
-            return Err(status::NULL_POINTER);
-        }
-        // SAFETY: the buffer holds the input's stated bytes.
-        let bytes = unsafe { std::slice::from_raw_parts(p, s.bytes()) };
-        let t = Tensor::from_le_bytes(s.dtype, s.shape.clone(), bytes).map_err(|_| status::RUN)?;
-        named.push((s.name.as_str(), t));
-    }
-    let res = l.exe.run(&named).map_err(|e| {
-        eprintln!("whittle_rt: run failed: {e}");
-        status::RUN
-    })?;
-    for (i, s) in l.outputs.iter().enumerate() {
-        // SAFETY: one pointer per output.
-        let p = unsafe { *outputs.add(i) };
-        if p.is_null() {
-            return Err(status::NULL_POINTER);
-        }
-        let t = res.get(i).map(|(_, t)| t).ok_or(status::RUN)?;
-        let bytes = t.to_le_bytes();
-        if t.shape() != s.shape.as_slice() || bytes.len() != s.bytes() {
-            return Err(status::RUN);
-        }
-        // SAFETY: the output buffer holds the output's stated bytes.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
-    }
-    Ok(())
-}
-
-/// Runs the model whose blob is `model[..model_len]` (called by generated entry points).
-/// `inputs`/`outputs` hold one buffer pointer per model input/output in header order.
-/// Returns a status code (`whittle_cpu::aot::status`); never unwinds.
-///
-/// # Safety
-/// `model` points to `model_len` readable bytes that live for the whole program (a static
-/// of the object); the pointer arrays and buffers are as the generated header states.
-#[no_mangle]
-pub unsafe extern "C" fn whittle_rt_run(
-    model: *const u8,
-    model_len: usize,
+unsafe fn run(
+    l: &Loaded,
     inputs: *const *const u8,
     outputs: *const *mut u8,
-    _workspace: *mut u8,
-    _workspace_len: usize,
+    workspace: *mut u8,
+    workspace_len: usize,
+) -> Result<(), i32> {
+    let (ni, no) = (l.plan.inputs().len(), l.plan.outputs().len());
+    if (inputs.is_null() && ni > 0) || (outputs.is_null() && no > 0) {
+        set_error("whittle_rt: the input or output pointer array is NULL");
+        return Err(status::NULL_POINTER);
+    }
+    // SAFETY: the caller passes one pointer per input and per output (the header's contract).
+    let ins: Vec<*const u8> = (0..ni).map(|i| unsafe { *inputs.add(i) }).collect();
+    let outs: Vec<*mut u8> = (0..no).map(|i| unsafe { *outputs.add(i) }).collect();
+    if let Some(i) = ins.iter().position(|p| p.is_null()) {
+        set_error(format!(
+            "whittle_rt: input {i} ('{}') is NULL",
+            l.plan.inputs()[i].name
+        ));
+        return Err(status::NULL_POINTER);
+    }
+    if let Some(o) = outs.iter().position(|p| p.is_null()) {
+        set_error(format!(
+            "whittle_rt: output {o} ('{}') is NULL",
+            l.plan.outputs()[o].name
+        ));
+        return Err(status::NULL_POINTER);
+    }
+    let need = l.plan.workspace_bytes();
+    if workspace_len < need {
+        set_error(format!(
+            "whittle_rt: workspace of {workspace_len} bytes, the model needs {need}"
+        ));
+        return Err(status::WORKSPACE_TOO_SMALL);
+    }
+    if workspace.is_null() {
+        set_error("whittle_rt: the workspace is NULL");
+        return Err(status::NULL_POINTER);
+    }
+    // Addresses cross into the pool's thread as integers (raw pointers are not Send).
+    let (ins, outs, ws) = (
+        ins.iter().map(|&p| p as usize).collect::<Vec<_>>(),
+        outs.iter().map(|&p| p as usize).collect::<Vec<_>>(),
+        workspace as usize,
+    );
+    l.pool
+        .install(|| {
+            let ins: Vec<*const u8> = ins.iter().map(|&a| a as *const u8).collect();
+            let outs: Vec<*mut u8> = outs.iter().map(|&a| a as *mut u8).collect();
+            // SAFETY: the caller's contract: buffers as the header states.
+            unsafe { l.plan.run_raw(&ins, &outs, ws as *mut u8, workspace_len) }
+        })
+        .map_err(|e| {
+            set_error(format!("whittle_rt: run failed: {e}"));
+            status::RUN
+        })
+}
+
+/// Runs the model whose plan image is `image[..image_len]` with the generated kernels
+/// `kernels[..kernel_count]` (called by generated entry points). `inputs`/`outputs` hold
+/// one buffer pointer per model input/output in header order; `workspace` is the arena.
+/// Returns a status code ([`status`]); on failure [`whittle_rt_last_error`] says why.
+/// Never unwinds.
+///
+/// # Safety
+/// `image` and `kernels` are the object's statics (they live for the whole program); the
+/// pointer arrays, buffers and workspace are as the generated header states.
+#[no_mangle]
+pub unsafe extern "C" fn whittle_rt_run(
+    image: *const u8,
+    image_len: usize,
+    kernels: *const *const c_void,
+    kernel_count: usize,
+    inputs: *const *const u8,
+    outputs: *const *mut u8,
+    workspace: *mut u8,
+    workspace_len: usize,
 ) -> i32 {
-    if model.is_null() {
+    if image.is_null() {
+        set_error("whittle_rt: the model image is NULL");
         return status::NULL_POINTER;
     }
     let r = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller's contract.
-        let bytes = unsafe { std::slice::from_raw_parts(model, model_len) };
+        let bytes = unsafe { std::slice::from_raw_parts(image, image_len) };
         // SAFETY: the caller's contract.
-        unsafe { run(bytes, inputs, outputs) }
+        let l = unsafe { loaded(bytes, kernels, kernel_count) }?;
+        // SAFETY: the caller's contract.
+        unsafe { run(&l, inputs, outputs, workspace, workspace_len) }
     }));
     match r {
         Ok(Ok(())) => status::OK,
         Ok(Err(code)) => code,
-        Err(_) => status::PANIC,
+        Err(_) => {
+            set_error("whittle_rt: internal error (panic caught at the boundary)");
+            status::PANIC
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Sets the number of threads for models first run after this call (0: `WHITTLE_THREADS`,
+/// else one per core). Models already run keep their pool. Returns 0.
+#[no_mangle]
+pub extern "C" fn whittle_rt_set_threads(threads: usize) -> i32 {
+    THREADS.store(threads, Ordering::Relaxed);
+    status::OK
+}
 
-    #[test]
-    fn bad_blobs_are_statuses_not_crashes() {
-        // SAFETY: null and short buffers are what the function must reject.
-        unsafe {
-            let null = std::ptr::null();
-            assert_eq!(
-                whittle_rt_run(null, 0, null as _, null as _, null as _, 0),
-                status::NULL_POINTER
-            );
-            let junk = b"not a model";
-            let outs: [*mut u8; 0] = [];
-            assert_eq!(
-                whittle_rt_run(
-                    junk.as_ptr(),
-                    junk.len(),
-                    null as _,
-                    outs.as_ptr(),
-                    null as _,
-                    0
-                ),
-                status::BAD_MODEL
-            );
-        }
-    }
-
-    #[test]
-    fn a_blob_runs_and_null_buffers_are_refused() {
-        // y = relu(x) + c, with c travelling as a binary weight.
-        let text = "graph \"t\" {\n  input %x: f32[2]\n  %c = const f32[2] [0.5, -1.0]\n  \
-                    %r = Unary(Relu) %x : f32[2]\n  %y = Binary(Add) %r, %c : f32[2]\n  \
-                    output %y as \"y\"\n}\n";
-        let g = whittle_ir::text::parse_graph(text).expect("test graph parses");
-        let (text, weights) = whittle_ir::text::print_graph_with_blobs(&g, 2).expect("prints");
-        assert!(text.contains("blob 0"), "{text}");
-        let bytes: Vec<Vec<u8>> = weights.iter().map(|t| t.to_le_bytes()).collect();
-        let b: &'static [u8] = Box::leak(blob::encode(&text, &bytes).into_boxed_slice());
-        let x = [-1.0f32, 2.0];
-        let mut y = [0f32; 2];
-        let ins = [x.as_ptr() as *const u8];
-        let outs = [y.as_mut_ptr() as *mut u8];
-        let null_outs = [std::ptr::null_mut::<u8>()];
-        // SAFETY: buffers match the graph's f32[2] input and output.
-        unsafe {
-            let ws = std::ptr::null_mut();
-            assert_eq!(
-                whittle_rt_run(b.as_ptr(), b.len(), ins.as_ptr(), outs.as_ptr(), ws, 0),
-                status::OK
-            );
-            assert_eq!(
-                whittle_rt_run(b.as_ptr(), b.len(), ins.as_ptr(), null_outs.as_ptr(), ws, 0),
-                status::NULL_POINTER
-            );
-        }
-        assert_eq!(y, [0.5, 1.0]);
-    }
+/// The message of this thread's last failed [`whittle_rt_run`] (empty if none). The
+/// pointer stays valid until this thread's next failing call.
+#[no_mangle]
+pub extern "C" fn whittle_rt_last_error() -> *const c_char {
+    LAST_ERROR.with(|e| e.borrow().as_ptr())
 }

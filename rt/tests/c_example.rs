@@ -118,6 +118,8 @@ fn c_example_matches_the_reference_evaluator() {
     std::fs::write(dir.join("model.o"), &art.object).unwrap();
     std::fs::write(dir.join("model.h"), &art.header).unwrap();
     assert!(art.header.contains("#define MODEL_WORKSPACE_SIZE"));
+    // ReLU after the first GEMM's bias is a generated kernel, so the object carries code.
+    assert!(art.kernels > 0, "the object should carry generated kernels");
     assert!(art
         .header
         .contains(&format!("0x{:016x}ULL", art.model_hash)));
@@ -137,7 +139,14 @@ fn c_example_matches_the_reference_evaluator() {
         .arg(dir.join("model.o"))
         // The archive by path: under deps/ cargo names it libwhittle_rt-HASH.a.
         .arg(&lib)
-        .args(["-lm", "-lpthread", "-ldl", "-static-libgcc", "-o"])
+        .args([
+            "-lm",
+            "-lpthread",
+            "-ldl",
+            "-static-libgcc",
+            "-Wl,--gc-sections",
+            "-o",
+        ])
         .arg(&app)
         .output()
         .expect("run the C compiler");
@@ -183,6 +192,20 @@ fn c_example_matches_the_reference_evaluator() {
         .collect();
     times.sort_by(f64::total_cmp);
     println!("JIT (Rust API) latency_us p50 {:.1}", times[25]);
+
+    // The program holds the generated kernels and the runtime, not the compiler.
+    let nm = Command::new("nm").arg(&app).output().expect("nm");
+    let syms = String::from_utf8_lossy(&nm.stdout);
+    assert!(
+        nm.status.success() && syms.contains("whittle_rt_run"),
+        "nm failed"
+    );
+    for banned in ["cranelift", "whittle_cpu", "whittle_frontend", "prost"] {
+        assert!(
+            !syms.contains(banned),
+            "the linked program contains {banned}"
+        );
+    }
 
     let ldd = Command::new("ldd").arg(&app).output().expect("ldd");
     let text = String::from_utf8_lossy(&ldd.stdout);

@@ -78,7 +78,7 @@ pub fn run(a: CompileArgs) -> CliResult {
     );
     let dir = runtime_dir().map_or_else(|| "<dir>".into(), |d| d.display().to_string());
     println!(
-        "link: cc app.c {} -L{dir} -lwhittle_rt -lm -lpthread -ldl -static-libgcc",
+        "link: cc app.c {} -L{dir} -lwhittle_rt -lm -lpthread -ldl -static-libgcc -Wl,--gc-sections",
         a.output.display()
     );
     if !runtime_dir().is_some_and(|d| d.join("libwhittle_rt.a").exists()) {

@@ -260,7 +260,7 @@ def check_aot(m: Model, binary: str, tmp: str, timeout: float, res: Result) -> N
     app = os.path.join(d, "app")
     cc = subprocess.run(["cc", "-O2", "-I", d, os.path.join(REPO, "examples", "c", "main.c"),
                          os.path.join(d, "model.o"), "-L", lib_dir, "-lwhittle_rt", "-lm", "-lpthread",
-                         "-ldl", "-static-libgcc", "-o", app], capture_output=True, text=True)
+                         "-ldl", "-static-libgcc", "-Wl,--gc-sections", "-o", app], capture_output=True, text=True)
     if cc.returncode != 0:
         res.report(False, m.name, "aot", "cc failed: " + " | ".join(cc.stderr.strip().splitlines()[-3:]))
         return

@@ -1,5 +1,6 @@
-//! The Cranelift JIT module: a native (non-PIC) ISA tuned for speed, into which the
-//! lowering emits one function per kernel, and the finalized code that the executable keeps.
+//! The Cranelift module the lowering emits one function per kernel into: a JIT module
+//! (native, non-PIC ISA tuned for speed) whose finalized code the executable keeps, or an
+//! object module (PIC ISA, same host features) for `whittle compile` (`aot`).
 //! With [`set_emit_clif`] (or `WHITTLE_EMIT_CLIF=DIR`) every generated function's Cranelift
 //! IR is also written to `DIR/NNNN_<kernel>.clif` (`whittle run/bench --emit-clif DIR`).
 
@@ -10,6 +11,7 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use cranelift_object::{ObjectBuilder, ObjectModule};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -59,13 +61,34 @@ fn dump_clif(dir: &Path, name: &str, func: &Function) -> Result<(), String> {
         .map_err(|e| format!("--emit-clif {}: {e}", path.display()))
 }
 
-/// The signature every generated kernel has: `extern "C" fn(args: *const *mut f32)`, where
-/// `args` lists the kernel's input buffers and then its output buffer.
-pub type KernelFn = unsafe extern "C" fn(*const *mut f32);
+pub use whittle_exec::KernelFn;
 
-/// A JIT module under construction, plus what it knows about the host.
+/// Where the kernels go: executable memory now, or an object file.
+enum Backing {
+    // Both boxed: the modules are hundreds of bytes and differ in size.
+    Jit(Box<JITModule>),
+    Object(Box<ObjectModule>),
+}
+
+impl Backing {
+    fn module(&mut self) -> &mut dyn Module {
+        match self {
+            Backing::Jit(m) => m,
+            Backing::Object(m) => m,
+        }
+    }
+
+    fn isa(&self) -> &dyn cranelift_codegen::isa::TargetIsa {
+        match self {
+            Backing::Jit(m) => m.isa(),
+            Backing::Object(m) => m.isa(),
+        }
+    }
+}
+
+/// A module under construction (JIT or object), plus what it knows about the host.
 pub struct Jit {
-    module: JITModule,
+    module: Backing,
     ctx: Context,
     fctx: FunctionBuilderContext,
     /// Whether the ISA has FMA (so `fma` lowers to `vfmadd`, not a libcall per lane).
@@ -136,13 +159,49 @@ impl Jit {
         let module = JITModule::new(builder);
         let ctx = module.make_context();
         Ok(Jit {
-            module,
+            module: Backing::Jit(Box::new(module)),
             ctx,
             fctx: FunctionBuilderContext::new(),
             has_fma,
             pending: Vec::new(),
             clif_dir: clif_dir(),
         })
+    }
+
+    /// A module that emits the kernels into an object file named `name` (PIC ISA for the
+    /// host, as `crate::aot::object::pic_isa`); finish it with [`Jit::into_object`].
+    pub fn new_object(name: &str) -> Result<Jit, String> {
+        let isa = crate::aot::object::pic_isa()?;
+        let has_fma = isa.has_native_fma();
+        if host_has_fma() && !has_fma {
+            return Err("the host has FMA but the Cranelift ISA flags do not enable it".into());
+        }
+        let builder = ObjectBuilder::new(isa, format!("{name}.o"), default_libcall_names())
+            .map_err(|e| format!("object builder: {e}"))?;
+        let module = ObjectModule::new(builder);
+        let ctx = module.make_context();
+        Ok(Jit {
+            module: Backing::Object(Box::new(module)),
+            ctx,
+            fctx: FunctionBuilderContext::new(),
+            has_fma,
+            pending: Vec::new(),
+            clif_dir: clif_dir(),
+        })
+    }
+
+    /// Number of kernels defined so far.
+    pub fn kernel_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The object module and its kernels' ids in definition order (an object-backed
+    /// module, [`Jit::new_object`]).
+    pub fn into_object(self) -> Result<(ObjectModule, Vec<FuncId>), String> {
+        match self.module {
+            Backing::Object(m) => Ok((*m, self.pending)),
+            Backing::Jit(_) => Err("into_object on a JIT module".into()),
+        }
     }
 
     /// The kernel signature `fn(args: *const *mut f32)` in the host calling convention.
@@ -163,6 +222,7 @@ impl Jit {
         let sig = self.kernel_signature();
         let id = self
             .module
+            .module()
             .declare_function(name, Linkage::Local, &sig)
             .map_err(|e| format!("declare {name}: {e}"))?;
         self.ctx.func = Function::with_name_signature(UserFuncName::user(0, id.as_u32()), sig);
@@ -180,8 +240,8 @@ impl Jit {
             Some(dir) => dump_clif(dir, name, &self.ctx.func),
             None => Ok(()),
         };
-        let res = self.module.define_function(id, &mut self.ctx);
-        self.module.clear_context(&mut self.ctx);
+        let res = self.module.module().define_function(id, &mut self.ctx);
+        self.module.module().clear_context(&mut self.ctx);
         res.map_err(|e| format!("define {name}: {e:?}"))?;
         dumped?;
         self.pending.push(id);
@@ -189,15 +249,18 @@ impl Jit {
     }
 
     /// Finalizes all kernels; returns their entry points in definition order and the code.
-    pub fn finish(mut self) -> Result<(Vec<KernelFn>, JitCode), String> {
-        self.module
+    pub fn finish(self) -> Result<(Vec<KernelFn>, JitCode), String> {
+        let Backing::Jit(mut module) = self.module else {
+            return Err("finish on an object module (use into_object)".into());
+        };
+        module
             .finalize_definitions()
             .map_err(|e| format!("finalize: {e}"))?;
         let fns = self
             .pending
             .iter()
             .map(|&id| {
-                let p = self.module.get_finalized_function(id);
+                let p = module.get_finalized_function(id);
                 // SAFETY: every pending function was defined with the kernel signature.
                 unsafe { std::mem::transmute::<*const u8, KernelFn>(p) }
             })
@@ -205,7 +268,7 @@ impl Jit {
         Ok((
             fns,
             JitCode {
-                module: Some(self.module),
+                module: Some(*module),
             },
         ))
     }

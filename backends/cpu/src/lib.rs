@@ -11,15 +11,16 @@
 
 pub mod aot;
 pub mod bind;
-pub mod consts;
-pub mod exec;
 pub mod jit;
-pub mod kernels;
 pub mod lower;
-pub mod plan;
-pub mod profile;
 
-use exec::Plan;
+// The execution engine lives in `whittle-exec` (no Cranelift, so `libwhittle_rt.a` can
+// link it alone); these keep its modules at their old paths for this crate and its users.
+pub use whittle_exec::run as exec;
+pub use whittle_exec::{consts, kernels, plan, profile, PlanStats};
+
+use exec::{Plan, PlanParts};
+use kernels::gemm::Ukr;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -41,11 +42,7 @@ impl CpuBackend {
         if self.threads > 0 {
             return self.threads;
         }
-        std::env::var("WHITTLE_THREADS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        whittle_exec::default_threads()
     }
 }
 
@@ -62,28 +59,33 @@ impl Backend for CpuBackend {
     }
 }
 
-/// Compile-time statistics for `inspect`/`bench`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PlanStats {
-    pub steps: usize,
-    pub fused_kernels: usize,
-    pub gemm_calls: usize,
-    pub host_calls: usize,
-    /// Arena bytes after liveness planning.
-    pub arena_bytes: usize,
-    /// Bytes if every intermediate had its own buffer.
-    pub unplanned_bytes: usize,
-    /// Bytes of pre-packed constant B matrices.
-    pub packed_weight_bytes: usize,
+use whittle_exec::internal;
+
+/// Lowers `graph` (all shapes concrete) into `j` and plans its arena: a plan without
+/// its code, which the caller finishes (JIT) or writes into an object (AOT).
+pub fn plan_parts(graph: &Graph, j: &mut jit::Jit) -> Result<PlanParts, RuntimeError> {
+    let ukr = Ukr::best();
+    let mut prog = lower::lower(graph, j, ukr)?;
+    // Weights that only feed GEMMs now live as packed copies: let the unpacked go.
+    consts::release_unread(&mut prog.consts, &prog.steps, &prog.outputs);
+    let arena = plan::plan_arena(&prog.buffers);
+    Ok(PlanParts {
+        steps: prog.steps,
+        consts: prog.consts,
+        inputs: prog.inputs,
+        outputs: prog.outputs,
+        arena,
+        ukr,
+        kernel_count: j.kernel_count(),
+    })
 }
 
-/// A run-time or internal failure of this backend (not an unsupported op: those name the
-/// node through `lower::unsupported`).
-pub(crate) fn internal(msg: impl Into<String>) -> RuntimeError {
-    RuntimeError::Run {
-        backend: "cpu".into(),
-        msg: msg.into(),
-    }
+/// Lowers, plans and JIT-compiles `graph` (all shapes concrete).
+pub fn compile_plan(graph: &Graph) -> Result<Plan, RuntimeError> {
+    let mut j = jit::Jit::new().map_err(internal)?;
+    let parts = plan_parts(graph, &mut j)?;
+    let (kernels, code) = j.finish().map_err(internal)?;
+    Plan::new(parts, kernels, Box::new(code))
 }
 
 /// Input dtypes and shapes, in graph input order, plus the bytes of the inputs that are
@@ -123,11 +125,7 @@ impl CpuExecutable {
     /// plans are built per shape signature on first use.
     pub fn compile_with(graph: &Graph, threads: usize) -> Result<CpuExecutable, RuntimeError> {
         graph.topo_order()?;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .thread_name(|i| format!("whittle-cpu-{i}"))
-            .build()
-            .map_err(|e| internal(format!("thread pool: {e}")))?;
+        let pool = whittle_exec::thread_pool(threads)?;
         let mut exe = CpuExecutable {
             graph: Some(graph.clone()),
             input_specs: (0..graph.inputs().len())
@@ -206,7 +204,7 @@ impl CpuExecutable {
             .ok_or_else(|| internal("no plan for these input shapes (the model's are fixed)"))?;
         bind::bind_values(&mut g, values);
         whittle_ir::infer::specialize(&mut g, named)?;
-        let plan = Arc::new(Plan::compile(&g)?);
+        let plan = Arc::new(compile_plan(&g)?);
         self.compilations.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut m) = self.plans.lock() {
             // Bound the cache: inputs whose values shape the plan (a padding mask, Slice
@@ -275,7 +273,7 @@ impl Executable for CpuExecutable {
             .map(|i| (self.input_specs[i].0.as_str(), ins[i].shape().to_vec()))
             .collect();
         let plan = self.plan_for(sig, &named, &values)?;
-        for (spec, t) in plan.inputs.iter().zip(&ins) {
+        for (spec, t) in plan.inputs().iter().zip(&ins) {
             if spec.shape.as_slice() != t.shape() {
                 return Err(internal(format!(
                     "input '{}': the plan was compiled for {:?}, got {:?}",

@@ -1,32 +1,22 @@
 //! Ahead-of-time compilation: a model specialized to concrete input shapes becomes a
 //! relocatable object file (`cranelift-object`, PIC ISA) plus a C header. The object holds
-//! the model blob in read-only data and one exported C entry point,
+//! the generated kernels (the same Cranelift functions the JIT would make), a table of
+//! their addresses, the plan image (`whittle_exec::image`: steps, pre-packed weights,
+//! constants, arena layout) in read-only data, and one exported C entry point,
 //! `PREFIX_run(inputs, outputs, workspace, workspace_size)`, which refuses a workspace that
 //! is too small and otherwise calls `whittle_rt_run` from the static runtime library
-//! `libwhittle_rt.a` (crate `whittle-rt`).
-//!
-//! Stage 1 (this code): the blob is the specialized IR graph in whittle's text format and
-//! the runtime compiles it on first call (with this backend), then runs it. Stage 2 (to
-//! do): the blob becomes the serialized execution plan and the object carries the
-//! generated kernels, so the runtime no longer needs Cranelift.
+//! `libwhittle_rt.a` (crate `whittle-rt`: the host kernels and executor of
+//! `whittle-exec`, no compiler). The runtime decodes the image on the first call and runs
+//! the plan in the caller's workspace; nothing is compiled at run time.
 
-pub mod blob;
 pub mod header;
 pub mod object;
 
-use crate::CpuExecutable;
 use whittle_ir::{DType, Graph};
 use whittle_runtime::RuntimeError;
 
 /// Status codes of `whittle_rt_run` and of the generated entry point (also in the header).
-pub mod status {
-    pub const OK: i32 = 0;
-    pub const NULL_POINTER: i32 = 1;
-    pub const WORKSPACE_TOO_SMALL: i32 = 2;
-    pub const BAD_MODEL: i32 = 3;
-    pub const RUN: i32 = 4;
-    pub const PANIC: i32 = 5;
-}
+pub use whittle_exec::status;
 
 /// The symbol the generated entry point calls (defined in `libwhittle_rt.a`).
 pub const RT_RUN_SYMBOL: &str = "whittle_rt_run";
@@ -63,8 +53,12 @@ pub struct AotArtifact {
     pub outputs: Vec<TensorSpec>,
     /// Bytes of workspace the caller passes to `PREFIX_run`.
     pub workspace_bytes: usize,
-    /// FNV-1a 64 of the model blob's graph text.
+    /// The plan image's fingerprint (`whittle_exec::image::hash_of`).
     pub model_hash: u64,
+    /// Generated kernels in the object.
+    pub kernels: usize,
+    /// Bytes of the plan image (weights included).
+    pub image_bytes: usize,
 }
 
 /// An AOT usage error, as one line of text (`RuntimeError::Io` carries plain messages).
@@ -136,16 +130,17 @@ pub fn compile(graph: &Graph, opts: &AotOptions) -> Result<AotArtifact, RuntimeE
         .iter()
         .map(|o| spec(&o.name, g.value_type(o.value)))
         .collect::<Result<Vec<_>, _>>()?;
-    // Compiling once here makes an unsupported op a compile error naming the node, and
-    // gives the arena size that the caller's workspace must cover.
-    let exe = CpuExecutable::compile_with(&g, 1)?;
-    let workspace_bytes = exe.stats().map_or(0, |s| s.arena_bytes);
-    // Constants of 64 elements or more travel as binary (4 bytes per f32, not ~12 of text).
-    let (text, weights) = whittle_ir::text::print_graph_with_blobs(&g, 64)?;
-    let bytes: Vec<Vec<u8>> = weights.iter().map(|t| t.to_le_bytes()).collect();
-    let model = blob::encode(&text, &bytes);
-    let model_hash = blob::hash_of(&model);
-    let object = object::emit(&opts.name, &model, workspace_bytes).map_err(aot_err)?;
+    // Lowering makes an unsupported op a compile error naming the node; the kernels go
+    // into the object module, the rest of the plan into the image.
+    let mut j = crate::jit::Jit::new_object(&opts.name).map_err(aot_err)?;
+    let parts = crate::plan_parts(&g, &mut j)?;
+    let workspace_bytes = parts.arena.peak_bytes + crate::plan::ALIGN;
+    let cpu = whittle_exec::image::host_features();
+    let image = whittle_exec::image::encode(&parts, &cpu).map_err(aot_err)?;
+    let model_hash = whittle_exec::image::hash_of(&image);
+    let (module, kernels) = j.into_object().map_err(aot_err)?;
+    let object =
+        object::emit(module, &opts.name, &image, &kernels, workspace_bytes).map_err(aot_err)?;
     let mut art = AotArtifact {
         object,
         header: String::new(),
@@ -153,6 +148,8 @@ pub fn compile(graph: &Graph, opts: &AotOptions) -> Result<AotArtifact, RuntimeE
         outputs,
         workspace_bytes,
         model_hash,
+        kernels: kernels.len(),
+        image_bytes: image.len(),
     };
     art.header = header::render(&opts.name, &art);
     Ok(art)

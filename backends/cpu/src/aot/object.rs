@@ -1,8 +1,10 @@
-//! Object-file emission with `cranelift-object` (PIC ISA for the host): the model blob as a
-//! local read-only data symbol and the exported entry point
+//! Object-file emission with `cranelift-object` (PIC ISA for the host): into the module
+//! that already holds the generated kernels go the plan image as a local read-only data
+//! symbol, a local table of the kernels' addresses, and the exported entry point
 //! `int32_t PREFIX_run(const void* const* inputs, void* const* outputs, void* workspace,
 //! size_t workspace_size)`, which returns `WORKSPACE_TOO_SMALL` when `workspace_size` is
-//! below the plan's arena size and otherwise tail-calls `whittle_rt_run`.
+//! below the plan's workspace and otherwise calls `whittle_rt_run(image, image_len,
+//! kernels, kernel_count, inputs, outputs, workspace, workspace_size)`.
 
 use super::{status, RT_RUN_SYMBOL};
 use cranelift_codegen::ir::{condcodes::IntCC, types, AbiParam, Function, Signature};
@@ -11,8 +13,8 @@ use cranelift_codegen::isa::{CallConv, OwnedTargetIsa};
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_module::{default_libcall_names, DataDescription, Linkage, Module};
-use cranelift_object::{ObjectBuilder, ObjectModule};
+use cranelift_module::{DataDescription, FuncId, Linkage, Module};
+use cranelift_object::ObjectModule;
 
 /// The host ISA with position-independent code (objects get linked into PIE programs).
 pub fn pic_isa() -> Result<OwnedTargetIsa, String> {
@@ -28,30 +30,51 @@ pub fn pic_isa() -> Result<OwnedTargetIsa, String> {
         .map_err(|e| format!("host ISA: {e}"))
 }
 
-/// Emits the object for model `name` with blob `model` and minimum workspace `workspace`.
-pub fn emit(name: &str, model: &[u8], workspace: usize) -> Result<Vec<u8>, String> {
-    let isa = pic_isa()?;
-    let builder = ObjectBuilder::new(isa, format!("{name}.o"), default_libcall_names())
-        .map_err(|e| format!("object builder: {e}"))?;
-    let mut module = ObjectModule::new(builder);
+/// Adds image, kernel table and entry point for model `name` to `module` (whose kernels are
+/// `kernels`, in plan order) and emits the object; `workspace` is the minimum workspace.
+pub fn emit(
+    mut module: ObjectModule,
+    name: &str,
+    image: &[u8],
+    kernels: &[FuncId],
+    workspace: usize,
+) -> Result<Vec<u8>, String> {
     let ptr = module.target_config().pointer_type();
     let cc = CallConv::triple_default(module.isa().triple());
 
-    // The model blob, read-only, 16-byte aligned.
+    // The plan image, read-only, 16-byte aligned.
     let blob = module
-        .declare_data(&format!("{name}_model_blob"), Linkage::Local, false, false)
-        .map_err(|e| format!("declare blob: {e}"))?;
+        .declare_data(&format!("{name}_plan_image"), Linkage::Local, false, false)
+        .map_err(|e| format!("declare image: {e}"))?;
     let mut desc = DataDescription::new();
-    desc.define(model.to_vec().into_boxed_slice());
+    desc.define(image.to_vec().into_boxed_slice());
     desc.set_align(16);
     module
         .define_data(blob, &desc)
-        .map_err(|e| format!("define blob: {e}"))?;
+        .map_err(|e| format!("define image: {e}"))?;
 
-    // int32_t whittle_rt_run(const uint8_t* blob, size_t blob_len, const void* const* inputs,
-    //                        void* const* outputs, void* workspace, size_t workspace_size)
+    // The kernel table: one code address per kernel (relocated at link time).
+    let table = module
+        .declare_data(&format!("{name}_kernels"), Linkage::Local, false, false)
+        .map_err(|e| format!("declare kernel table: {e}"))?;
+    let width = ptr.bytes() as usize;
+    let mut desc = DataDescription::new();
+    desc.define(vec![0u8; width * kernels.len().max(1)].into_boxed_slice());
+    desc.set_align(width as u64);
+    for (i, &k) in kernels.iter().enumerate() {
+        let f = module.declare_func_in_data(k, &mut desc);
+        desc.write_function_addr((i * width) as u32, f);
+    }
+    module
+        .define_data(table, &desc)
+        .map_err(|e| format!("define kernel table: {e}"))?;
+
+    // int32_t whittle_rt_run(const uint8_t* image, size_t image_len,
+    //                        const void* const* kernels, size_t kernel_count,
+    //                        const void* const* inputs, void* const* outputs,
+    //                        void* workspace, size_t workspace_size)
     let mut rt_sig = Signature::new(cc);
-    rt_sig.params.extend([AbiParam::new(ptr); 6]);
+    rt_sig.params.extend([AbiParam::new(ptr); 8]);
     rt_sig.returns.push(AbiParam::new(types::I32));
     let rt_run = module
         .declare_function(RT_RUN_SYMBOL, Linkage::Import, &rt_sig)
@@ -89,12 +112,16 @@ pub fn emit(name: &str, model: &[u8], workspace: usize) -> Result<Vec<u8>, Strin
 
         b.switch_to_block(call);
         let gv = module.declare_data_in_func(blob, b.func);
-        let blob_ptr = b.ins().symbol_value(ptr, gv);
-        let blob_len = b.ins().iconst(ptr, model.len() as i64);
+        let image_ptr = b.ins().symbol_value(ptr, gv);
+        let image_len = b.ins().iconst(ptr, image.len() as i64);
+        let tv = module.declare_data_in_func(table, b.func);
+        let table_ptr = b.ins().symbol_value(ptr, tv);
+        let count = b.ins().iconst(ptr, kernels.len() as i64);
         let fref = module.declare_func_in_func(rt_run, b.func);
-        let inst = b
-            .ins()
-            .call(fref, &[blob_ptr, blob_len, inputs, outputs, ws, ws_size]);
+        let args = [
+            image_ptr, image_len, table_ptr, count, inputs, outputs, ws, ws_size,
+        ];
+        let inst = b.ins().call(fref, &args);
         let ret = b.inst_results(inst)[0];
         b.ins().return_(&[ret]);
         b.seal_all_blocks();

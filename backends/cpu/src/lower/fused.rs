@@ -2,19 +2,13 @@
 //! lowered by `Lowerer::matmul`; this adds the activation and the residual), and
 //! `Attention` as one [`AttentionStep`] running `kernels::attention`.
 
+pub use whittle_exec::steps::AttentionStep;
+
 use super::{unsupported, Lowerer, Step};
 use crate::kernels::attention::AttnGeom;
 use crate::plan::Buf;
 use whittle_ir::{Activation, DType, NodeId, Op, Value};
 use whittle_runtime::RuntimeError;
-
-/// One fused attention call: `args` = q, k, v, mask (if any), then the output.
-#[derive(Debug)]
-pub struct AttentionStep {
-    pub geom: AttnGeom,
-    pub args: Vec<Buf>,
-    pub name: String,
-}
 
 /// Element strides of a mask of shape `m` broadcast (numpy) to `full` (rank 4).
 fn broadcast_strides(m: &[usize], full: [usize; 4]) -> Option<[usize; 4]> {

@@ -1,46 +1,9 @@
 //! MatMul / Gemm lowering: the batched, broadcast geometry of numpy `matmul` and ONNX
 //! `Gemm` as a [`MatMulStep`], with a constant B packed once at compile time.
 
+pub use whittle_exec::steps::{BSource, MatMulStep};
+
 use crate::kernels::gemm::{PackedB, Ukr};
-use crate::plan::Buf;
-
-/// Where B comes from.
-#[derive(Debug)]
-pub enum BSource {
-    /// Constant B, packed per B batch at compile time.
-    Packed(Vec<PackedB>),
-    /// B read at run time (packed per call): buffer, strides, and element offset per B batch.
-    Runtime {
-        buf: Buf,
-        rs: usize,
-        cs: usize,
-        batch_offsets: Vec<usize>,
-    },
-}
-
-/// One (batched) GEMM call of the plan.
-#[derive(Debug)]
-pub struct MatMulStep {
-    pub m: usize,
-    pub k: usize,
-    pub n: usize,
-    pub a: Buf,
-    pub a_rs: usize,
-    pub a_cs: usize,
-    /// Per output batch: element offset into A, and index of the B batch.
-    pub a_offsets: Vec<usize>,
-    pub b_index: Vec<usize>,
-    pub b: BSource,
-    pub out: Buf,
-    pub alpha: f32,
-    pub beta: f32,
-    /// Bias buffer and its (broadcast) strides over `[m, n]`.
-    pub bias: Option<(Buf, usize, usize)>,
-    /// `FusedMatMul` post-ops after the bias: activation, then a residual laid out like
-    /// the output (see `kernels::epilogue`).
-    pub act: whittle_ir::Activation,
-    pub residual: Option<Buf>,
-}
 
 /// Numpy matmul geometry for shapes `a`, `b`: `(m, k, n, per-output-batch (a batch, b batch),
 /// number of b batches)`.

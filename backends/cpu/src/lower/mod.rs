@@ -16,72 +16,20 @@ pub mod ops_norm;
 pub mod ops_quant;
 pub mod ops_resize;
 
+pub use whittle_exec::steps::{FusedSplit, InputSpec, OutputSpec, Step};
+
 use crate::jit::Jit;
 use crate::kernels::gemm::Ukr;
 use crate::plan::{Buf, BufferReq};
 use elementwise::{binary_supported, unary_supported, ENode, FusedExpr, LoopNest};
 use matmul::{matmul_geometry, pack_const_b, BSource, MatMulStep};
-use ops::HostOp;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use whittle_ir::{DType, Graph, NodeId, Op, Tensor, Value, VariadicOp};
 use whittle_runtime::RuntimeError;
 
-/// One call of the plan.
-#[derive(Debug)]
-pub enum Step {
-    /// Generated kernel `kernel` with `args` = leaf buffers then the output buffer.
-    Fused {
-        kernel: usize,
-        args: Vec<Buf>,
-        name: String,
-        /// When set, `kernel` covers `rows` of the outermost loop and the step runs it on
-        /// every block of rows in parallel (see [`FusedSplit`]).
-        split: Option<Box<FusedSplit>>,
-    },
-    MatMul(Box<MatMulStep>),
-    /// Fused multi-head attention (`lower::fused`).
-    Attention(Box<fused::AttentionStep>),
-    /// A host kernel with `args` = inputs then the output buffer.
-    Host {
-        op: HostOp,
-        args: Vec<Buf>,
-        name: String,
-    },
-}
-
-/// A fused elementwise step split over threads along its outermost loop dimension.
-#[derive(Debug)]
-pub struct FusedSplit {
-    /// Rows of the outermost dimension per block (the main kernel's extent).
-    pub rows: usize,
-    /// The outermost dimension's extent.
-    pub total: usize,
-    /// The kernel for the last, shorter block (when `total` is not a multiple of `rows`).
-    pub tail: Option<usize>,
-    /// Bytes each argument (leaves, then the output) advances per outermost row.
-    pub row_bytes: Vec<usize>,
-}
-
 /// Elements per block of a split fused kernel: below twice this, the step runs whole.
 const FUSED_SPLIT_MIN: usize = 32 * 1024;
-
-/// A graph input as the program expects it.
-#[derive(Clone, Debug)]
-pub struct InputSpec {
-    pub name: String,
-    pub dtype: DType,
-    pub shape: Vec<usize>,
-}
-
-/// A graph output: where it lives and its type.
-#[derive(Clone, Debug)]
-pub struct OutputSpec {
-    pub name: String,
-    pub buf: Buf,
-    pub dtype: DType,
-    pub shape: Vec<usize>,
-}
 
 /// The lowered program, before the arena is planned and the JIT finalized.
 pub struct Program {

@@ -3,48 +3,14 @@
 //! Expand (one strided copy each), Concat, Gather and Cast. Attribute-like inputs (axes,
 //! starts, ...) must be constants by now (`specialize` folds shape computations).
 
+pub use whittle_exec::steps::HostOp;
+
 use super::{unsupported, Lowerer, Step};
 use crate::kernels::movement::{GatherGeom, StridedCopy};
 use crate::plan::Buf;
 use whittle_ir::eval::util::{norm_axes, norm_axis};
 use whittle_ir::{DType, NodeId, Op, ReduceOp, Value};
 use whittle_runtime::RuntimeError;
-
-/// A host kernel call; its `args` are the input buffers, then the output.
-#[derive(Clone, Debug)]
-pub enum HostOp {
-    /// args: x, gamma, beta?, y.
-    LayerNorm {
-        rows: usize,
-        cols: usize,
-        eps: f32,
-        has_beta: bool,
-    },
-    /// args: x, y.
-    Softmax { rows: usize, cols: usize },
-    /// args: x, y (one value per row, times `scale`).
-    ReduceSum {
-        rows: usize,
-        cols: usize,
-        scale: f32,
-    },
-    /// args: x, y.
-    Copy(StridedCopy),
-    /// args: inputs..., y.
-    Concat {
-        outer: usize,
-        chunk_bytes: Vec<usize>,
-    },
-    /// args: data, indices, y.
-    Gather(GatherGeom),
-    /// args: x, y.
-    Cast { from: DType, to: DType, n: usize },
-    /// A generic host kernel (`ops_ext`): `n_in` inputs, then its outputs.
-    Ext {
-        op: Box<super::ops_ext::ExtOp>,
-        n_in: usize,
-    },
-}
 
 fn dense_strides(shape: &[usize]) -> Vec<isize> {
     let mut s = vec![1isize; shape.len()];

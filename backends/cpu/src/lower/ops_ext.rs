@@ -5,141 +5,20 @@
 //! statistics outputs, RMSNormalization and BatchNormalization. Ops the existing fast
 //! paths handle are left to them (`Ok(false)`).
 
+pub use whittle_exec::steps::ExtOp;
+
 use super::{unsupported, Lowerer, Step};
-use crate::kernels::conv::{ConvGeom, ConvTGeom};
 use crate::kernels::ewise::{bcast_strides, EwFn, Ewise};
-use crate::kernels::gemm::Ukr;
 use crate::kernels::index::{
-    dense, strided_offsets, AxisFn, AxisOp, Contraction, GatherElems, GatherNd, GenMatMul,
-    IndexCopy, Reduce,
+    dense, strided_offsets, AxisFn, AxisOp, GatherElems, GatherNd, GenMatMul, IndexCopy, Reduce,
 };
 use crate::kernels::movement::StridedCopy;
-use crate::kernels::norm::{BatchNorm, NormRows};
-use crate::kernels::pool::Pool;
-use crate::kernels::quant::{dynamic_quantize, IntMatMul, IntMatMulArgs, QLinear};
-use crate::kernels::resize::ResizePlan;
 use crate::lower::ops::HostOp;
 use crate::plan::Buf;
 use std::sync::Arc;
 use whittle_ir::eval::util::{norm_axes, norm_axis};
 use whittle_ir::{DType, GeluApprox, NodeId, Op, PadMode, ReduceOp, Tensor, Value, VariadicOp};
 use whittle_runtime::RuntimeError;
-
-/// A generic host kernel; its arguments are `n_in` inputs, then the outputs.
-#[derive(Clone, Debug)]
-pub enum ExtOp {
-    Ew(Ewise),
-    Copy(IndexCopy),
-    Strided(StridedCopy),
-    GatherElems(GatherElems),
-    GatherNd(GatherNd),
-    Reduce(Reduce),
-    Axis(AxisOp),
-    Norm(NormRows),
-    /// args: x, residual, gamma, beta?, bias?; outputs y, sum?.
-    AddNorm(crate::kernels::rows::AddNormRows),
-    BatchNorm(BatchNorm),
-    Pool(Pool),
-    Conv {
-        geom: ConvGeom,
-        ukr: Ukr,
-    },
-    Resize(ResizePlan),
-    /// args: the operands.
-    Einsum(Contraction),
-    /// args: x, w, bias?.
-    ConvT(ConvTGeom),
-    /// args: a, b.
-    MatMul(GenMatMul),
-    /// args: x, scale, zero point?.
-    QLinear(QLinear),
-    DynQuant {
-        dt: DType,
-        n: usize,
-    },
-    /// `ports[p]`: the argument index of input port `p` (None when absent).
-    IntMatMul {
-        mm: IntMatMul,
-        ports: Vec<Option<usize>>,
-        q: bool,
-    },
-}
-
-impl ExtOp {
-    /// # Safety
-    /// `p` holds `n_in` input pointers then the outputs, sized as the geometry states.
-    pub unsafe fn run(&self, p: &[*mut u8], n_in: usize) -> Result<(), String> {
-        if p.len() <= n_in {
-            return Err("missing output".into());
-        }
-        let ins: Vec<*const u8> = p[..n_in].iter().map(|&x| x as *const u8).collect();
-        let outs = &p[n_in..];
-        let in0 = || ins.first().copied().ok_or("missing input");
-        match self {
-            ExtOp::Ew(e) => e.run(&ins, outs[0]),
-            ExtOp::Copy(c) => c.run(ins.first().copied().unwrap_or(std::ptr::null()), outs[0]),
-            ExtOp::Strided(c) => c.run(in0()?, outs[0]),
-            ExtOp::GatherElems(g) => {
-                g.run(in0()?, *ins.get(1).ok_or("missing indices")?, outs[0])?
-            }
-            ExtOp::GatherNd(g) => g.run(in0()?, *ins.get(1).ok_or("missing indices")?, outs[0])?,
-            ExtOp::Reduce(r) => r.run(in0()?, outs[0]),
-            ExtOp::Axis(a) => a.run(in0()?, outs)?,
-            ExtOp::Norm(n) => n.run(&ins, outs)?,
-            ExtOp::AddNorm(n) => n.run(&ins, outs)?,
-            ExtOp::BatchNorm(b) => b.run(&ins, outs[0])?,
-            ExtOp::Pool(pl) => pl.run(in0()?, outs)?,
-            ExtOp::Resize(rp) => rp.run(in0()?, outs[0]),
-            ExtOp::Einsum(c) => c.run(&ins, outs[0]),
-            ExtOp::ConvT(ct) => {
-                let w = *ins.get(1).ok_or("missing weights")?;
-                let b = ins.get(2).copied().unwrap_or(std::ptr::null());
-                ct.run(in0()?, w, b, outs[0])
-            }
-            ExtOp::MatMul(mm) => mm.run(in0()?, *ins.get(1).ok_or("missing B")?, outs[0]),
-            ExtOp::QLinear(q) => {
-                let z = ins.get(2).copied().unwrap_or(std::ptr::null());
-                q.run(in0()?, *ins.get(1).ok_or("missing scale")?, z, outs[0])
-            }
-            ExtOp::DynQuant { dt, n } => dynamic_quantize(in0()?, *dt, *n, outs)?,
-            ExtOp::IntMatMul { mm, ports, q } => {
-                let at = |p: usize| {
-                    ports
-                        .get(p)
-                        .copied()
-                        .flatten()
-                        .and_then(|i| ins.get(i).copied())
-                        .unwrap_or(std::ptr::null())
-                };
-                let (pa, pb, pza, pzb) = if *q { (0, 3, 2, 5) } else { (0, 1, 2, 3) };
-                let zy = mm
-                    .requant
-                    .as_ref()
-                    .and_then(|r| Some((r.out_dt, at(7))).filter(|(_, p)| !p.is_null()));
-                let args = IntMatMulArgs {
-                    a: at(pa),
-                    b: at(pb),
-                    za: at(pza),
-                    zb: at(pzb),
-                    sa: at(1),
-                    sb: at(4),
-                    sy: at(6),
-                    zy,
-                };
-                if args.a.is_null() || args.b.is_null() {
-                    return Err("missing matrix input".into());
-                }
-                mm.run(&args, outs[0])
-            }
-            ExtOp::Conv { geom, ukr } => {
-                let w = *ins.get(1).ok_or("missing weights")?;
-                let b = ins.get(2).copied().unwrap_or(std::ptr::null());
-                geom.run(ukr, in0()? as _, w as _, b as _, outs[0] as _)
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Lowest and highest value of an integer dtype (for Max/Min over an empty set).
 fn int_range(dt: DType) -> (i128, i128) {

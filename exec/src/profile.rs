@@ -2,8 +2,7 @@
 //! wall time is added to a process-wide total per step kind (`Fused`, `MatMul` per batch×m×n×k, `Softmax`,
 //! `Ext:Norm`, ...); [`report`] formats the totals (`whittle bench` prints them).
 
-use crate::lower::ops::HostOp;
-use crate::lower::Step;
+use crate::steps::{HostOp, Step};
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -31,8 +30,8 @@ pub fn step_kind(step: &Step) -> String {
         Step::Fused { .. } => "Fused elementwise".into(),
         Step::MatMul(mm) => {
             let b = match mm.b {
-                crate::lower::matmul::BSource::Packed(_) => "packed B",
-                crate::lower::matmul::BSource::Runtime { .. } => "run-time B",
+                crate::steps::BSource::Packed(_) => "packed B",
+                crate::steps::BSource::Runtime { .. } => "run-time B",
             };
             let batches = mm.a_offsets.len();
             format!("MatMul {batches}x{}x{}x{} {b}", mm.m, mm.n, mm.k)

@@ -11,14 +11,14 @@ use whittle_ir::{CoordTransform, DType, NearestMode, ResizeAttrs, ResizeMode};
 pub type AxisTaps = Vec<Result<Vec<(usize, f64)>, f64>>;
 
 /// One resized axis of the input shape.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AxisPlan {
     pub axis: usize,
     pub taps: AxisTaps,
 }
 
 /// The whole resize: input shape, axes in application order, and dtype.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResizePlan {
     pub in_shape: Vec<usize>,
     pub axes: Vec<AxisPlan>,

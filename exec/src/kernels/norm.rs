@@ -7,7 +7,7 @@ use super::par::{par_for, SendPtr};
 use whittle_ir::DType;
 
 /// `rows × cols` normalization. Scale/bias offsets: element `i` reads `scale[s_off[i % len]]`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NormRows {
     pub rms: bool,
     pub rows: usize,
@@ -94,7 +94,7 @@ impl NormRows {
 }
 
 /// Inference BatchNormalization on `n × c × inner`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BatchNorm {
     pub n: usize,
     pub c: usize,

@@ -2,9 +2,8 @@
 //! GEMMs live on as pre-packed B copies inside the steps, so the plan drops its reference
 //! to the unpacked tensor (once the graph lets go too, the memory is freed).
 
-use crate::lower::matmul::BSource;
-use crate::lower::{OutputSpec, Step};
 use crate::plan::Buf;
+use crate::steps::{BSource, OutputSpec, Step};
 use std::sync::Arc;
 use whittle_ir::{DType, Tensor};
 
@@ -55,7 +54,7 @@ pub fn release_unread(consts: &mut [Arc<Tensor>], steps: &[Step], outputs: &[Out
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lower::ops::HostOp;
+    use crate::steps::HostOp;
 
     #[test]
     fn only_unread_constants_are_released() {

@@ -8,7 +8,7 @@ use super::par::{par_for, SendPtr};
 use whittle_ir::DType;
 
 /// One pooling step over `channels` planes of `in_len` inputs and `out_len` windows.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Pool {
     pub max: bool,
     pub count_include_pad: bool,

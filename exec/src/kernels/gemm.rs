@@ -24,7 +24,7 @@ pub struct MatRef {
 
 /// B packed for one micro-kernel width: for each K block starting at `p0` (length `kc`),
 /// strip `s` is `kc × NR` row-major at `p0·strips·NR + s·kc·NR`; padding columns are zero.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct PackedB {
     pub k: usize,
     pub n: usize,

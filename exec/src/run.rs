@@ -1,22 +1,39 @@
-//! A plan compiled for one input-shape signature: the lowered steps, their constants, the
-//! arena layout and the generated code, and `Plan::run`, which resolves buffers to
-//! pointers and calls the steps in order (inside the executable's thread pool, so the
-//! kernels split their work over its threads).
+//! A plan for one input-shape signature: the lowered steps, their constants, the arena
+//! layout and the generated code, and `Plan::run`, which resolves buffers to pointers and
+//! calls the steps in order (inside the caller's thread pool, so the kernels split their
+//! work over its threads). The code comes from the JIT (`whittle-cpu`) or from an AOT
+//! object's kernel table; the plan only holds entry points and an owner that keeps them.
 
-use crate::jit::{self, JitCode, KernelFn};
 use crate::kernels::epilogue::Finish;
 use crate::kernels::gemm::{self, Epilogue, MatRef, PackedB, Scratch, Ukr};
 use crate::kernels::movement;
 use crate::kernels::par::{par_for, row_chunks, SendPtr};
 use crate::kernels::rows;
-use crate::lower::matmul::{BSource, MatMulStep};
-use crate::lower::ops::HostOp;
-use crate::lower::{self, InputSpec, OutputSpec, Step};
 use crate::plan::{self, ArenaPlan, Buf};
+use crate::steps::{BSource, HostOp, InputSpec, MatMulStep, OutputSpec, Step};
 use crate::{internal, PlanStats};
+use std::any::Any;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
-use whittle_ir::{Graph, Tensor};
+use whittle_ir::Tensor;
+
+/// The signature every generated kernel has: `extern "C" fn(args: *const *mut f32)`, where
+/// `args` lists the kernel's input buffers and then its output buffer.
+pub type KernelFn = unsafe extern "C" fn(*const *mut f32);
+
+/// Everything of a plan but its code: what lowering produces and what an AOT object's
+/// plan image holds.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct PlanParts {
+    pub steps: Vec<Step>,
+    pub consts: Vec<Arc<Tensor>>,
+    pub inputs: Vec<InputSpec>,
+    pub outputs: Vec<OutputSpec>,
+    pub arena: ArenaPlan,
+    pub ukr: Ukr,
+    /// How many generated kernels the steps call (`Step::Fused` indices are below it).
+    pub kernel_count: usize,
+}
 use whittle_runtime::RuntimeError;
 
 /// Steps, constants, arena layout and code for concrete input shapes.
@@ -24,14 +41,14 @@ pub struct Plan {
     steps: Vec<Step>,
     kernels: Vec<KernelFn>,
     consts: Vec<Arc<Tensor>>,
-    pub(crate) inputs: Vec<InputSpec>,
+    inputs: Vec<InputSpec>,
     outputs: Vec<OutputSpec>,
     arena: ArenaPlan,
     ukr: Ukr,
     /// Arenas of finished runs, reused so that a run does not fault in fresh pages.
     spare: Mutex<Vec<Vec<f32>>>,
     // Last: the code must outlive `kernels` (fields drop in declaration order).
-    _code: JitCode,
+    _code: Box<dyn Any + Send + Sync>,
 }
 
 thread_local! {
@@ -44,7 +61,7 @@ fn tensor_ptr(t: &Tensor) -> *mut u8 {
 
 /// Resolves buffers to raw pointers for one run.
 struct Mem<'a> {
-    inputs: Vec<&'a Tensor>,
+    inputs: Vec<*mut u8>,
     consts: &'a [Arc<Tensor>],
     arena: *mut u8,
     offsets: &'a [usize],
@@ -53,10 +70,7 @@ struct Mem<'a> {
 impl Mem<'_> {
     fn ptr(&self, b: Buf) -> *mut u8 {
         match b {
-            Buf::Input(i) => self
-                .inputs
-                .get(i)
-                .map_or(std::ptr::null_mut(), |t| tensor_ptr(t)),
+            Buf::Input(i) => self.inputs.get(i).copied().unwrap_or(std::ptr::null_mut()),
             Buf::Const(i) => self
                 .consts
                 .get(i)
@@ -70,23 +84,32 @@ impl Mem<'_> {
         self.ptr(b) as *mut f32
     }
 
+    /// The bytes of output `o` (valid until the arena is reused).
+    fn bytes(&self, o: &OutputSpec) -> Result<&[u8], RuntimeError> {
+        let n = o.shape.iter().product::<usize>() * o.dtype.size_of();
+        let p = self.ptr(o.buf);
+        if p.is_null() && n > 0 {
+            return Err(internal(format!("output '{}' has no storage", o.name)));
+        }
+        // SAFETY: the buffer holds the output's n bytes for the rest of the run.
+        Ok(unsafe {
+            std::slice::from_raw_parts(
+                if n == 0 {
+                    std::ptr::NonNull::dangling().as_ptr()
+                } else {
+                    p
+                },
+                n,
+            )
+        })
+    }
+
     fn tensor(&self, o: &OutputSpec) -> Result<Tensor, RuntimeError> {
-        let t = match o.buf {
-            Buf::Input(i) => self.inputs.get(i).map(|t| (*t).clone()),
-            Buf::Const(i) => self.consts.get(i).map(|t| (**t).clone()),
-            Buf::Arena(_) => {
-                let n = o.shape.iter().product::<usize>() * o.dtype.size_of();
-                // SAFETY: the buffer holds n bytes, live until the end of the plan.
-                let bytes = unsafe { std::slice::from_raw_parts(self.ptr(o.buf), n) };
-                Some(Tensor::from_le_bytes(o.dtype, o.shape.clone(), bytes)?)
-            }
-        }
-        .ok_or_else(|| internal(format!("output '{}' has no storage", o.name)))?;
-        if t.shape() == o.shape.as_slice() {
-            Ok(t)
-        } else {
-            Ok(t.reshape(o.shape.clone())?)
-        }
+        Ok(Tensor::from_le_bytes(
+            o.dtype,
+            o.shape.clone(),
+            self.bytes(o)?,
+        )?)
     }
 }
 
@@ -172,26 +195,50 @@ unsafe fn gemm_rows(
 }
 
 impl Plan {
-    /// Lowers, plans and JIT-compiles `graph` (all shapes concrete).
-    pub fn compile(graph: &Graph) -> Result<Plan, RuntimeError> {
-        let mut j = jit::Jit::new().map_err(internal)?;
-        let ukr = Ukr::best();
-        let mut prog = lower::lower(graph, &mut j, ukr)?;
-        // Weights that only feed GEMMs now live as packed copies: let the unpacked go.
-        crate::consts::release_unread(&mut prog.consts, &prog.steps, &prog.outputs);
-        let (kernels, code) = j.finish().map_err(internal)?;
-        let arena = plan::plan_arena(&prog.buffers);
+    /// A plan from its parts and the entry points of its generated kernels; `code` owns
+    /// the memory those entry points live in (dropped after them) — the JIT module, or
+    /// `()` for code linked into the program.
+    pub fn new(
+        parts: PlanParts,
+        kernels: Vec<KernelFn>,
+        code: Box<dyn Any + Send + Sync>,
+    ) -> Result<Plan, RuntimeError> {
+        if kernels.len() != parts.kernel_count {
+            return Err(internal(format!(
+                "the plan calls {} generated kernels, {} were given",
+                parts.kernel_count,
+                kernels.len()
+            )));
+        }
+        for s in &parts.steps {
+            if let Step::Fused { kernel, split, .. } = s {
+                let tail = split.as_ref().and_then(|sp| sp.tail);
+                if *kernel >= kernels.len() || tail.is_some_and(|t| t >= kernels.len()) {
+                    return Err(internal("a step calls a kernel the plan does not have"));
+                }
+            }
+        }
         Ok(Plan {
-            steps: prog.steps,
+            steps: parts.steps,
             kernels,
-            consts: prog.consts,
-            inputs: prog.inputs,
-            outputs: prog.outputs,
-            arena,
-            ukr,
+            consts: parts.consts,
+            inputs: parts.inputs,
+            outputs: parts.outputs,
+            arena: parts.arena,
+            ukr: parts.ukr,
             spare: Mutex::new(Vec::new()),
             _code: code,
         })
+    }
+
+    /// The inputs the plan expects, in graph order.
+    pub fn inputs(&self) -> &[InputSpec] {
+        &self.inputs
+    }
+
+    /// The outputs the plan produces, in graph order.
+    pub fn outputs(&self) -> &[OutputSpec] {
+        &self.outputs
     }
 
     pub fn stats(&self) -> PlanStats {
@@ -233,7 +280,7 @@ impl Plan {
         // SAFETY: the arena has 16 spare floats for the alignment skew.
         let aligned = unsafe { base.add(skew.min(15)) } as *mut u8;
         let mem = Mem {
-            inputs: ins,
+            inputs: ins.iter().map(|t| tensor_ptr(t)).collect(),
             consts: &self.consts,
             arena: aligned,
             offsets: &self.arena.offsets,
@@ -249,6 +296,63 @@ impl Plan {
             v.push(arena);
         }
         outs
+    }
+
+    /// Workspace bytes [`Plan::run_raw`] needs: the arena plus room to align it.
+    pub fn workspace_bytes(&self) -> usize {
+        self.arena.peak_bytes + plan::ALIGN
+    }
+
+    /// Runs the plan on caller-owned memory (the AOT entry point's contract): `inputs[i]`
+    /// holds input `i`'s bytes, `outputs[i]` receives output `i`'s, and the arena lives in
+    /// `workspace` (at least [`Plan::workspace_bytes`] bytes, any alignment).
+    ///
+    /// # Safety
+    /// Every pointer addresses a buffer of the size [`Plan::inputs`] / [`Plan::outputs`]
+    /// state (shape × dtype size), `workspace` addresses `workspace_len` writable bytes,
+    /// and no output buffer overlaps an input or the workspace.
+    pub unsafe fn run_raw(
+        &self,
+        inputs: &[*const u8],
+        outputs: &[*mut u8],
+        workspace: *mut u8,
+        workspace_len: usize,
+    ) -> Result<(), RuntimeError> {
+        if inputs.len() != self.inputs.len() || outputs.len() != self.outputs.len() {
+            return Err(internal(format!(
+                "the plan takes {} inputs and {} outputs, got {} and {}",
+                self.inputs.len(),
+                self.outputs.len(),
+                inputs.len(),
+                outputs.len()
+            )));
+        }
+        if workspace_len < self.workspace_bytes()
+            || workspace.is_null() && self.arena.peak_bytes > 0
+        {
+            return Err(internal(format!(
+                "workspace of {workspace_len} bytes, the plan needs {}",
+                self.workspace_bytes()
+            )));
+        }
+        let skew = workspace.align_offset(plan::ALIGN).min(plan::ALIGN);
+        let mem = Mem {
+            inputs: inputs.iter().map(|&p| p as *mut u8).collect(),
+            consts: &self.consts,
+            // SAFETY: the workspace has ALIGN spare bytes for the skew.
+            arena: unsafe { workspace.add(skew) },
+            offsets: &self.arena.offsets,
+        };
+        self.run_steps(&mem)?;
+        for (o, &dst) in self.outputs.iter().zip(outputs) {
+            let src = mem.bytes(o)?;
+            if dst.is_null() && !src.is_empty() {
+                return Err(internal(format!("output '{}': null buffer", o.name)));
+            }
+            // SAFETY: the caller's buffer holds the output's bytes and does not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) };
+        }
+        Ok(())
     }
 
     fn run_steps(&self, mem: &Mem) -> Result<(), RuntimeError> {

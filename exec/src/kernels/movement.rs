@@ -7,7 +7,7 @@ use whittle_ir::{DType, Tensor};
 
 /// `out[i0, .., in] = src[offset + Σ i_d·strides[d]]` (strides in elements, may be 0 for
 /// broadcast or negative for reversed slices), `out` dense row-major.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StridedCopy {
     pub elem: usize,
     pub dims: Vec<usize>,
@@ -150,7 +150,7 @@ pub unsafe fn concat(srcs: &[*const u8], chunk_bytes: &[usize], outer: usize, ds
 
 /// Gather geometry: `data` is `outer × axis_len × inner_bytes`, `indices` has `count`
 /// entries, `out` is `outer × count × inner_bytes`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GatherGeom {
     pub outer: usize,
     pub axis_len: usize,

@@ -287,7 +287,7 @@ pub unsafe fn rms_norm(
 /// `Op::AddNorm` on f32 rows: `sum = (x + bias) + residual`, then LayerNorm (γ, β) or
 /// RMSNorm (γ) of each row of the sum; the sum is written out when asked for (a Pre-LN
 /// residual stream), else kept in a per-task scratch.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AddNormRows {
     pub rms: bool,
     pub rows: usize,

@@ -8,7 +8,7 @@
 //! masked store.
 
 /// An activation fused into a convolution's output (after the bias).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum ConvAct {
     None,
     /// `x if x > 0 or x is NaN else 0` (as `ir::eval`).
@@ -130,7 +130,7 @@ pub fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
 const L: usize = 16;
 
 /// Geometry of one depthwise plane with W-stride 1 (any H-stride, dilations, pads).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DwPlane {
     pub ih: usize,
     pub iw: usize,

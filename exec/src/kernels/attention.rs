@@ -15,7 +15,7 @@ use super::vmath512;
 const QB: usize = 32;
 
 /// Geometry of one attention call.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AttnGeom {
     pub batch: usize,
     pub heads: usize,

@@ -2,7 +2,7 @@
 //! arena planner that gives every intermediate buffer an offset in one shared arena.
 
 /// Where a kernel argument lives at run time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Buf {
     /// Graph input `i` (read-only).
     Input(usize),
@@ -16,7 +16,7 @@ pub enum Buf {
 pub const ALIGN: usize = 64;
 
 /// One intermediate buffer: its size and the steps that write it first and read it last.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BufferReq {
     pub bytes: usize,
     pub def: usize,
@@ -30,7 +30,7 @@ impl BufferReq {
 }
 
 /// The arena layout: one offset per buffer, the arena size, and the naive total.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ArenaPlan {
     pub offsets: Vec<usize>,
     /// Bytes the arena needs (peak of simultaneously live buffers, with alignment).

@@ -36,7 +36,7 @@ pub fn dense(shape: &[usize]) -> Vec<usize> {
 }
 
 /// `out[i] = src[src_idx[i]]`, or `fill` where the index is `usize::MAX`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IndexCopy {
     pub elem: usize,
     pub src_idx: Vec<usize>,
@@ -60,7 +60,7 @@ impl IndexCopy {
 }
 
 /// GatherElements: for output element `o`, `src = base[o] + idx[o]·axis_stride`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GatherElems {
     pub elem: usize,
     pub base: Vec<usize>,
@@ -91,7 +91,7 @@ impl GatherElems {
 /// GatherND: each index tuple of length `k` picks a slice of `slice` elements.
 /// Batch `b` of the data starts at `b·batch_stride`; its tuples are `tuples` consecutive
 /// rows of the index tensor, and their slices fill consecutive output slots.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GatherNd {
     pub elem: usize,
     pub batches: usize,
@@ -133,7 +133,7 @@ impl GatherNd {
 }
 
 /// A reduction: output `o` folds `x[kept[o] + r]` for `r` in `red`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Reduce {
     pub op: ReduceOp,
     pub kept: Vec<usize>,
@@ -266,7 +266,7 @@ impl Reduce {
 }
 
 /// What a per-axis kernel computes on each `axis`-long line.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum AxisFn {
     Softmax,
     LogSoftmax,
@@ -287,7 +287,7 @@ pub enum AxisFn {
 }
 
 /// A per-axis kernel on `outer × axis × inner` (lines along `axis`, stride `inner`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AxisOp {
     pub f: AxisFn,
     pub outer: usize,
@@ -408,7 +408,7 @@ impl AxisOp {
 
 /// Batched matrix product for dtypes other than f32: f64 accumulation rounded to the
 /// dtype for floats, wrapping i128 for integers.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GenMatMul {
     pub m: usize,
     pub k: usize,
@@ -451,7 +451,7 @@ impl GenMatMul {
 
 /// A general contraction (Einsum): iteration axes `sizes` (the first `n_out` are the
 /// output's, the rest summed), with each input's stride per axis.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Contraction {
     pub sizes: Vec<usize>,
     pub strides: Vec<Vec<usize>>,

@@ -10,7 +10,7 @@ use whittle_ir::half; // `with_dtype!` names `half::f16`.
 use whittle_ir::{BinaryOp, DType, Element, UnaryOp};
 
 /// The function an elementwise step computes.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum EwFn {
     Unary(UnaryOp),
     Binary(BinaryOp),
@@ -38,7 +38,7 @@ pub enum EwFn {
 }
 
 /// Geometry and types of one elementwise step.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Ewise {
     pub f: EwFn,
     pub out: Vec<usize>,

@@ -11,7 +11,7 @@ use super::par::{par_for, row_chunks, SendPtr};
 use whittle_ir::DType;
 
 /// Geometry of one convolution (`x [n, c, in_len] * w [m, cg, k_len] → y [n, m, out_len]`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConvGeom {
     pub n: usize,
     pub c: usize,
@@ -30,7 +30,7 @@ pub struct ConvGeom {
 }
 
 /// 2-D window geometry: input/output/kernel sizes, strides, dilations, begin pads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Dw2d {
     pub ih: usize,
     pub iw: usize,
@@ -433,7 +433,7 @@ fn with_gemm_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 
 /// Transposed convolution (`x [n, c, in_len]`, `w [c, mg, k_len]` → `y [n, m, out_len]`)
 /// for any float dtype, accumulated in f64 per output plane.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ConvTGeom {
     pub n: usize,
     pub c: usize,

@@ -118,6 +118,29 @@ impl Ukr {
     }
 }
 
+/// A plan image records its micro-kernel by name (the tile shape fixes the packed-B
+/// layout); loading it picks the same kernel, or fails when this CPU cannot run it.
+impl serde::Serialize for Ukr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Ukr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ukr, D::Error> {
+        let name = String::deserialize(d)?;
+        std::iter::once(Ukr::best())
+            .chain(Ukr::all_available())
+            .find(|u| u.name == name)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "the plan uses the GEMM micro-kernel '{name}', which this CPU cannot run \
+                     (compile the model on a machine like the one that runs it)"
+                ))
+            })
+    }
+}
+
 /// # Safety
 /// `a` holds `k*4` floats, `b` holds `k*8`, `c` addresses a 4×8 tile with row stride `ldc`,
 /// `init` is null or holds 8 floats.

@@ -8,7 +8,7 @@ use whittle_ir::eval::util::round_to;
 use whittle_ir::DType;
 
 /// Quantize (`x` float → `out_dt`) or dequantize (`x` int → `s_dt`) elementwise.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QLinear {
     pub quantize: bool,
     pub x_dt: DType,
@@ -83,7 +83,7 @@ pub unsafe fn dynamic_quantize(
 }
 
 /// Requantization of QLinearMatMul.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Requant {
     pub s_dt: DType,
     pub sa_len: usize,
@@ -94,7 +94,7 @@ pub struct Requant {
 
 /// Integer batched matrix product with zero points (per tensor, per row of A, per column
 /// of B) and optional requantization.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct IntMatMul {
     pub m: usize,
     pub k: usize,
