@@ -9,21 +9,29 @@
 //! 16  hash         u64, FNV-1a 64 over the 64-bit words of everything after the header
 //! 24  meta_len     u64
 //! 32  payload_len  u64
-//! 40  meta         UTF-8 lines: "whittle <version>", "cpu <feature>,<feature>,..."
-//! ..  payload      the PlanParts, postcard-encoded
+//! 40  weights_len  u64
+//! 48  meta         UTF-8 lines: "whittle <version>", "cpu <feature>,<feature>,..."
+//! ..  payload      the PlanParts, postcard-encoded; packed weights and constants are
+//!                  (offset, length) references into the weight section (`crate::store`)
+//! ..  zero padding to a multiple of 64 bytes from the image's start
+//! ..  weights      each blob 64-byte aligned (relative to the image's start)
 //! ```
+//!
+//! [`decode_static`] leaves the weights where they lie (an AOT object's read-only data,
+//! 64-byte aligned): the plan reads them in place; [`decode`] copies them.
 //!
 //! The generated code is compiled for the compiling machine's CPU: `cpu` lists the
 //! features it relied on, and decoding refuses (with a message naming them) on a CPU that
 //! lacks any, as it refuses an image of another whittle version or format.
 
 use crate::run::PlanParts;
+use crate::store::{self, BLOB_ALIGN};
 
 /// First bytes of every image.
 pub const MAGIC: &[u8; 8] = b"WHTLAOT\0";
 /// Version of the layout above; the runtime refuses any other.
 pub const FORMAT: u32 = 3;
-const HEADER: usize = 40;
+const HEADER: usize = 48;
 /// The whittle version that writes and reads images (the payload's schema follows it).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -85,19 +93,29 @@ pub fn host_features() -> Vec<&'static str> {
 /// Encodes `parts` for code compiled with the CPU features `cpu`.
 pub fn encode(parts: &PlanParts, cpu: &[&str]) -> Result<Vec<u8>, String> {
     let meta = format!("whittle {VERSION}\ncpu {}\n", cpu.join(","));
-    let payload = postcard::to_stdvec(parts).map_err(|e| format!("encode plan: {e}"))?;
-    let mut out = Vec::with_capacity(HEADER + meta.len() + payload.len());
+    let (payload, weights) = store::with_sink(|| postcard::to_stdvec(parts));
+    let payload = payload.map_err(|e| format!("encode plan: {e}"))?;
+    let mut out =
+        Vec::with_capacity(HEADER + meta.len() + payload.len() + BLOB_ALIGN + weights.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
     out.extend_from_slice(&0u64.to_le_bytes()); // hash, filled in below
     out.extend_from_slice(&(meta.len() as u64).to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(weights.len() as u64).to_le_bytes());
     out.extend_from_slice(meta.as_bytes());
     out.extend_from_slice(&payload);
+    out.resize(weights_at(out.len()), 0);
+    out.extend_from_slice(&weights);
     let hash = fingerprint(&out[HEADER..]);
     out[16..24].copy_from_slice(&hash.to_le_bytes());
     Ok(out)
+}
+
+/// Where the weight section starts after `end` bytes of header, metadata and payload.
+fn weights_at(end: usize) -> usize {
+    end.div_ceil(BLOB_ALIGN) * BLOB_ALIGN
 }
 
 /// The hash an encoded image records (the model hash in the object's header).
@@ -115,8 +133,20 @@ fn len_at(b: &[u8], at: usize) -> Result<usize, String> {
     usize::try_from(v).map_err(|_| "plan image length overflows".to_string())
 }
 
-/// Checks magic, format, lengths, hash, version and CPU features; decodes the plan.
+/// Checks magic, format, lengths, hash, version and CPU features; decodes the plan with
+/// its weights copied to the heap.
 pub fn decode(b: &[u8]) -> Result<PlanParts, String> {
+    decode_in(b, false)
+}
+
+/// As [`decode`], but packed weights and constants stay in `b` and the plan reads them in
+/// place (where `b` is aligned for them; copied otherwise). For images in a program's
+/// read-only data.
+pub fn decode_static(b: &'static [u8]) -> Result<PlanParts, String> {
+    decode_in(b, true)
+}
+
+fn decode_in(b: &[u8], forever: bool) -> Result<PlanParts, String> {
     if b.get(..8) != Some(&MAGIC[..]) {
         return Err("not a whittle plan image (bad magic)".into());
     }
@@ -131,10 +161,14 @@ pub fn decode(b: &[u8]) -> Result<PlanParts, String> {
              object with the same whittle version as libwhittle_rt.a"
         ));
     }
-    let (meta_len, payload_len) = (len_at(b, 24)?, len_at(b, 32)?);
-    let end = HEADER
+    let (meta_len, payload_len, weights_len) = (len_at(b, 24)?, len_at(b, 32)?, len_at(b, 40)?);
+    let payload_end = HEADER
         .checked_add(meta_len)
         .and_then(|m| m.checked_add(payload_len))
+        .ok_or("plan image length overflows")?;
+    let weights_start = weights_at(payload_end);
+    let end = weights_start
+        .checked_add(weights_len)
         .ok_or("plan image length overflows")?;
     if end != b.len() {
         return Err(format!(
@@ -171,15 +205,21 @@ pub fn decode(b: &[u8]) -> Result<PlanParts, String> {
             missing.join(", ")
         ));
     }
-    postcard::from_bytes(&b[HEADER + meta_len..]).map_err(|e| format!("decode plan: {e}"))
+    let payload = &b[HEADER + meta_len..payload_end];
+    store::with_source(&b[weights_start..], forever, || {
+        postcard::from_bytes(payload)
+    })
+    .map_err(|e| format!("decode plan: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kernels::gemm::Ukr;
+    use crate::kernels::gemm::{MatRef, PackedB};
     use crate::plan::{plan_arena, Buf, BufferReq};
-    use crate::steps::{HostOp, InputSpec, OutputSpec, Step};
+    use crate::steps::{BSource, HostOp, InputSpec, MatMulStep, OutputSpec, Step};
+    use crate::store::ConstBuf;
     use std::sync::Arc;
     use whittle_ir::{DType, Tensor};
 
@@ -190,9 +230,9 @@ mod tests {
                 args: vec![Buf::Input(0), Buf::Arena(0)],
                 name: "sm".into(),
             }],
-            consts: vec![Arc::new(
+            consts: vec![ConstBuf::Tensor(Arc::new(
                 Tensor::new(vec![2], whittle_ir::TensorData::F32(vec![1.0, -2.5])).unwrap(),
-            )],
+            ))],
             inputs: vec![InputSpec {
                 name: "x".into(),
                 dtype: DType::F32,
@@ -220,6 +260,86 @@ mod tests {
         let back = decode(&img).expect("decodes");
         assert_eq!(format!("{:?}", back), format!("{:?}", parts()));
         assert_eq!(hash_of(&img), fingerprint(&img[HEADER..]));
+    }
+
+    /// A plan with a packed B (k = 3, n = 5) and one constant.
+    fn gemm_parts() -> PlanParts {
+        let b: Vec<f32> = (0..15).map(|i| i as f32 * 0.5 - 3.0).collect();
+        let ukr = Ukr::best();
+        // SAFETY: `b` is a row-major 3 × 5 matrix.
+        let packed = unsafe {
+            PackedB::pack(
+                MatRef {
+                    ptr: b.as_ptr(),
+                    rs: 5,
+                    cs: 1,
+                },
+                3,
+                5,
+                ukr.nr,
+            )
+        };
+        let mut p = parts();
+        p.steps.push(Step::MatMul(Box::new(MatMulStep {
+            m: 1,
+            k: 3,
+            n: 5,
+            a: Buf::Input(0),
+            a_rs: 3,
+            a_cs: 1,
+            a_offsets: vec![0],
+            b_index: vec![0],
+            b: BSource::Packed(vec![packed]),
+            out: Buf::Arena(0),
+            alpha: 1.0,
+            beta: 0.0,
+            bias: None,
+            act: whittle_ir::Activation::Linear,
+            residual: None,
+        })));
+        p
+    }
+
+    /// A `'static` copy of `img` at a 64-byte-aligned address (as in an object).
+    fn leak_aligned(img: &[u8]) -> &'static [u8] {
+        let buf: &'static mut [u8] = Box::leak(vec![0u8; img.len() + 64].into_boxed_slice());
+        let skew = buf.as_ptr().align_offset(64);
+        let out = &mut buf[skew..skew + img.len()];
+        out.copy_from_slice(img);
+        out
+    }
+
+    fn packed_of(p: &PlanParts) -> &PackedB {
+        match p.steps.last() {
+            Some(Step::MatMul(mm)) => match &mm.b {
+                BSource::Packed(v) => &v[0],
+                BSource::Runtime { .. } => panic!("packed"),
+            },
+            _ => panic!("the last step is the GEMM"),
+        }
+    }
+
+    #[test]
+    fn static_images_lend_their_weights_and_copies_own_them() {
+        let p = gemm_parts();
+        let img = encode(&p, &[]).expect("encodes");
+        let lent = decode_static(leak_aligned(&img)).expect("decodes in place");
+        assert!(packed_of(&lent).is_borrowed());
+        assert!(matches!(lent.consts[0], ConstBuf::Static { .. }));
+        let owned = decode(&img).expect("decodes");
+        assert!(!packed_of(&owned).is_borrowed());
+        assert!(matches!(owned.consts[0], ConstBuf::Tensor(_)));
+        // Same values either way, and the same as before encoding.
+        assert_eq!(
+            format!("{:?}", packed_of(&p).data()),
+            format!("{:?}", packed_of(&lent).data())
+        );
+        assert_eq!(packed_of(&owned).data(), packed_of(&lent).data());
+        // SAFETY: both constants hold two f32 values.
+        let read =
+            |c: &ConstBuf| unsafe { std::slice::from_raw_parts(c.ptr() as *const f32, 2).to_vec() };
+        assert_eq!(read(&lent.consts[0]), vec![1.0, -2.5]);
+        assert_eq!(read(&owned.consts[0]), vec![1.0, -2.5]);
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod plan;
 pub mod profile;
 pub mod run;
 pub mod steps;
+pub mod store;
 
 use whittle_runtime::RuntimeError;
 

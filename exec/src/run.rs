@@ -11,10 +11,11 @@ use crate::kernels::par::{par_for, row_chunks, SendPtr};
 use crate::kernels::rows;
 use crate::plan::{self, ArenaPlan, Buf};
 use crate::steps::{BSource, HostOp, InputSpec, MatMulStep, OutputSpec, Step};
+use crate::store::ConstBuf;
 use crate::{internal, PlanStats};
 use std::any::Any;
 use std::cell::RefCell;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use whittle_ir::Tensor;
 
 /// The signature every generated kernel has: `extern "C" fn(args: *const *mut f32)`, where
@@ -26,7 +27,7 @@ pub type KernelFn = unsafe extern "C" fn(*const *mut f32);
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct PlanParts {
     pub steps: Vec<Step>,
-    pub consts: Vec<Arc<Tensor>>,
+    pub consts: Vec<ConstBuf>,
     pub inputs: Vec<InputSpec>,
     pub outputs: Vec<OutputSpec>,
     pub arena: ArenaPlan,
@@ -40,7 +41,7 @@ use whittle_runtime::RuntimeError;
 pub struct Plan {
     steps: Vec<Step>,
     kernels: Vec<KernelFn>,
-    consts: Vec<Arc<Tensor>>,
+    consts: Vec<ConstBuf>,
     inputs: Vec<InputSpec>,
     outputs: Vec<OutputSpec>,
     arena: ArenaPlan,
@@ -62,7 +63,7 @@ fn tensor_ptr(t: &Tensor) -> *mut u8 {
 /// Resolves buffers to raw pointers for one run.
 struct Mem<'a> {
     inputs: Vec<*mut u8>,
-    consts: &'a [Arc<Tensor>],
+    consts: &'a [ConstBuf],
     arena: *mut u8,
     offsets: &'a [usize],
 }
@@ -74,7 +75,7 @@ impl Mem<'_> {
             Buf::Const(i) => self
                 .consts
                 .get(i)
-                .map_or(std::ptr::null_mut(), |t| tensor_ptr(t)),
+                .map_or(std::ptr::null_mut(), ConstBuf::ptr),
             // SAFETY: offsets come from the planner and lie inside the arena.
             Buf::Arena(i) => unsafe { self.arena.add(self.offsets[i]) },
         }

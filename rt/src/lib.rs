@@ -43,11 +43,12 @@ fn set_error(msg: impl Into<String>) {
 /// # Safety
 /// `kernels` addresses `count` code addresses (the object's kernel table).
 unsafe fn load(
-    bytes: &[u8],
+    bytes: &'static [u8],
     kernels: *const *const c_void,
     count: usize,
 ) -> Result<Loaded, String> {
-    let parts = image::decode(bytes)?;
+    // The image is a static of the object: the plan reads its weights where they lie.
+    let parts = image::decode_static(bytes)?;
     if count > 0 && kernels.is_null() {
         return Err("the object's kernel table is missing".into());
     }
@@ -73,7 +74,7 @@ unsafe fn load(
 /// # Safety
 /// As [`load`]; `bytes` lives for the whole program.
 unsafe fn loaded(
-    bytes: &[u8],
+    bytes: &'static [u8],
     kernels: *const *const c_void,
     count: usize,
 ) -> Result<Arc<Loaded>, i32> {
@@ -179,7 +180,7 @@ pub unsafe extern "C" fn whittle_rt_run(
     }
     let r = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller's contract.
-        let bytes = unsafe { std::slice::from_raw_parts(image, image_len) };
+        let bytes: &'static [u8] = unsafe { std::slice::from_raw_parts(image, image_len) };
         // SAFETY: the caller's contract.
         let l = unsafe { loaded(bytes, kernels, kernel_count) }?;
         // SAFETY: the caller's contract.

@@ -24,6 +24,7 @@ use kernels::gemm::Ukr;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use whittle_exec::store::ConstBuf;
 use whittle_ir::{DType, Graph, Tensor, TensorType};
 use whittle_runtime::{Backend, Executable, RuntimeError};
 
@@ -71,7 +72,7 @@ pub fn plan_parts(graph: &Graph, j: &mut jit::Jit) -> Result<PlanParts, RuntimeE
     let arena = plan::plan_arena(&prog.buffers);
     Ok(PlanParts {
         steps: prog.steps,
-        consts: prog.consts,
+        consts: prog.consts.into_iter().map(ConstBuf::Tensor).collect(),
         inputs: prog.inputs,
         outputs: prog.outputs,
         arena,

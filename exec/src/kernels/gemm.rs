@@ -29,7 +29,8 @@ pub struct PackedB {
     pub k: usize,
     pub n: usize,
     pub nr: usize,
-    data: Vec<f32>,
+    /// Owned when packed here, borrowed from the object when loaded from a plan image.
+    data: crate::store::F32s,
 }
 
 impl PackedB {
@@ -46,7 +47,7 @@ impl PackedB {
             k,
             n,
             nr,
-            data: Vec::new(),
+            data: Default::default(),
         };
         p.repack(b);
         p
@@ -62,9 +63,10 @@ impl PackedB {
         // Written in layout order (K block, strip, row): every element of the first
         // `k·strips·nr` exactly once, so the buffer needs no zero fill first.
         let len = k * strips * nr;
-        self.data.clear();
-        self.data.reserve(len);
-        let dst = self.data.as_mut_ptr();
+        let data = self.data.make_mut();
+        data.clear();
+        data.reserve(len);
+        let dst = data.as_mut_ptr();
         let mut off = 0;
         let mut p0 = 0;
         while p0 < k {
@@ -113,17 +115,27 @@ impl PackedB {
         }
         debug_assert_eq!(off, len);
         // SAFETY: the loops above initialised elements 0..len (capacity reserved).
-        self.data.set_len(len);
+        data.set_len(len);
     }
 
     fn block(&self, p0: usize, kc: usize, strip: usize) -> *const f32 {
         let strips = Self::strips(self.n, self.nr);
-        self.data[p0 * strips * self.nr + strip * kc * self.nr..].as_ptr()
+        self.data.as_slice()[p0 * strips * self.nr + strip * kc * self.nr..].as_ptr()
+    }
+
+    /// The packed elements.
+    pub fn data(&self) -> &[f32] {
+        self.data.as_slice()
+    }
+
+    /// Whether the packed data lies in a plan image (borrowed) rather than on the heap.
+    pub fn is_borrowed(&self) -> bool {
+        self.data.is_borrowed()
     }
 
     /// Bytes held.
     pub fn bytes(&self) -> usize {
-        self.data.len() * 4
+        self.data.as_slice().len() * 4
     }
 }
 

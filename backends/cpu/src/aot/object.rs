@@ -42,13 +42,13 @@ pub fn emit(
     let ptr = module.target_config().pointer_type();
     let cc = CallConv::triple_default(module.isa().triple());
 
-    // The plan image, read-only, 16-byte aligned.
+    // The plan image, read-only, 64-byte aligned (its weight blobs are, relative to it).
     let blob = module
         .declare_data(&format!("{name}_plan_image"), Linkage::Local, false, false)
         .map_err(|e| format!("declare image: {e}"))?;
     let mut desc = DataDescription::new();
     desc.define(image.to_vec().into_boxed_slice());
-    desc.set_align(16);
+    desc.set_align(whittle_exec::store::BLOB_ALIGN as u64);
     module
         .define_data(blob, &desc)
         .map_err(|e| format!("define image: {e}"))?;
