@@ -174,3 +174,49 @@ fn refusals_are_statuses_with_messages() {
     // After all that, the same image still runs.
     assert_eq!(run(c.image, &c.table, &ins, &outs, w, wl), status::OK);
 }
+
+#[test]
+fn concurrent_calls_with_their_own_workspaces_agree() {
+    let c = compile();
+    let want = expected();
+    let (image, table, workspace) = (
+        c.image,
+        c.table.iter().map(|&p| p as usize).collect::<Vec<_>>(),
+        c.workspace,
+    );
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let (table, want) = (&table, &want);
+            s.spawn(move || {
+                let table: Vec<*const c_void> = table.iter().map(|&a| a as *const c_void).collect();
+                let x = x();
+                let mut ws = vec![0u8; workspace];
+                for _ in 0..50 {
+                    let mut y = [0f32; 8];
+                    let ins = [x.as_ptr() as *const u8];
+                    let outs = [y.as_mut_ptr() as *mut u8];
+                    // SAFETY: buffers match the graph; each thread has its own workspace.
+                    let st = unsafe {
+                        whittle_rt_run(
+                            image.as_ptr(),
+                            image.len(),
+                            table.as_ptr(),
+                            table.len(),
+                            ins.as_ptr(),
+                            outs.as_ptr(),
+                            ws.as_mut_ptr(),
+                            ws.len(),
+                        )
+                    };
+                    assert_eq!(st, status::OK, "{}", last_error());
+                    for (a, b) in y.iter().zip(want) {
+                        assert!(
+                            (a - b).abs() <= 1e-6 * b.abs().max(1.0),
+                            "{y:?} vs {want:?}"
+                        );
+                    }
+                }
+            });
+        }
+    });
+}

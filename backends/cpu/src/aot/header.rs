@@ -64,7 +64,8 @@ pub fn render(name: &str, a: &AotArtifact) -> String {
          * Link: cc app.c {name}.o -L<dir of libwhittle_rt.a> -lwhittle_rt -lm -lpthread -ldl -static-libgcc -Wl,--gc-sections\n \
          * Call {name}_run with one pointer per input and per output (in the order below, each\n \
          * buffer holding exactly the stated shape, row-major) and a workspace of at least\n \
-         * {up}_WORKSPACE_SIZE bytes. Thread-safe; returns {up}_OK or an error code. */",
+         * {up}_WORKSPACE_SIZE bytes (the model's scratch memory: calls running at the same time\n \
+         * need one workspace each). Returns {up}_OK or an error code. */",
         env!("CARGO_PKG_VERSION")
     );
     let _ = writeln!(s, "#ifndef {up}_WHITTLE_H\n#define {up}_WHITTLE_H\n");
