@@ -68,11 +68,14 @@ pub fn run(a: CompileArgs) -> CliResult {
     std::fs::write(&header, &art.header)
         .map_err(|e| format!("cannot write {}: {e}", header.display()))?;
     println!(
-        "wrote {} and {}: entry {name}_run, {} input(s), {} output(s), workspace {} bytes, model hash {:016x}",
+        "wrote {} and {}: entry {name}_run, {} input(s), {} output(s), {} generated kernel(s), \
+         plan image {:.1} MB, workspace {} bytes, model hash {:016x}",
         a.output.display(),
         header.display(),
         art.inputs.len(),
         art.outputs.len(),
+        art.kernels,
+        art.image_bytes as f64 / 1e6,
         art.workspace_bytes,
         art.model_hash
     );
