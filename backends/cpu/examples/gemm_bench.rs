@@ -107,7 +107,10 @@ fn main() {
             },
             flops,
         );
-        println!("  whittle {:<14} {g:6.1} GFLOP/s  (cold B: {copies} weights cycled)", ukr.name);
+        println!(
+            "  whittle {:<14} {g:6.1} GFLOP/s  (cold B: {copies} weights cycled)",
+            ukr.name
+        );
         let g = time(
             || unsafe {
                 gemm::gemm(
