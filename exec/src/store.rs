@@ -53,9 +53,33 @@ fn sink(bytes: &[u8]) -> Option<usize> {
     })
 }
 
-/// The referenced bytes: `Ok((bytes, borrowable))`, where `borrowable` says they may be
-/// kept for the rest of the program.
-fn source(offset: u64, len: u64) -> Result<(&'static [u8], bool), String> {
+/// A resolved blob reference: bytes that live for the rest of the program, or a copy
+/// (made while the section was still valid).
+enum Blob {
+    Forever(&'static [u8]),
+    Copied(Vec<u8>),
+}
+
+impl Blob {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Blob::Forever(b) => b,
+            Blob::Copied(v) => v,
+        }
+    }
+
+    /// The bytes as a `'static` slice when they live forever and are aligned to `align`.
+    fn lendable(&self, align: usize) -> Option<&'static [u8]> {
+        match self {
+            Blob::Forever(b) if (b.as_ptr() as usize).is_multiple_of(align) => Some(*b),
+            _ => None,
+        }
+        .filter(|_| cfg!(target_endian = "little"))
+    }
+}
+
+/// The bytes `offset..offset + len` of the weight section being decoded.
+fn source(offset: u64, len: u64) -> Result<Blob, String> {
     let (ptr, size, forever) = SOURCE
         .with(|s| s.get())
         .ok_or("a blob reference outside a plan image")?;
@@ -68,12 +92,14 @@ fn source(offset: u64, len: u64) -> Result<(&'static [u8], bool), String> {
             "blob {at}+{n} lies outside the {size}-byte weight section"
         ));
     }
-    // SAFETY: inside the section; when not `forever` the slice is only read (copied) while
-    // `with_source` runs, and `source` callers must not keep it then.
-    Ok((
-        unsafe { std::slice::from_raw_parts(ptr.add(at), n) },
-        forever,
-    ))
+    // SAFETY: in bounds of the section, which `with_source` keeps valid while decoding runs
+    // (and for the rest of the program when `forever`, as its caller guarantees).
+    let bytes: &'static [u8] = unsafe { std::slice::from_raw_parts(ptr.add(at), n) };
+    Ok(if forever {
+        Blob::Forever(bytes)
+    } else {
+        Blob::Copied(bytes.to_vec())
+    })
 }
 
 /// How a blob-backed value is written.
@@ -147,21 +173,21 @@ impl<'de> Deserialize<'de> for F32s {
         match Wire::<Vec<f32>>::deserialize(d)? {
             Wire::Inline(v) => Ok(F32s(F32Repr::Owned(v))),
             Wire::Blob { offset, len } => {
-                let (b, forever) = source(offset, len).map_err(D::Error::custom)?;
-                if b.len() % 4 != 0 {
+                let blob = source(offset, len).map_err(D::Error::custom)?;
+                if blob.bytes().len() % 4 != 0 {
                     return Err(D::Error::custom(
                         "an f32 blob of a length not a multiple of 4",
                     ));
                 }
-                let aligned = (b.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>());
-                if forever && aligned && cfg!(target_endian = "little") {
-                    // SAFETY: aligned, in bounds, never freed or written (the source's
-                    // contract), and every bit pattern is an f32.
+                if let Some(st) = blob.lendable(std::mem::align_of::<f32>()) {
+                    // SAFETY: aligned, in bounds, unchanged for the rest of the program, and
+                    // every bit pattern is an f32.
                     let s = unsafe {
-                        std::slice::from_raw_parts(b.as_ptr() as *const f32, b.len() / 4)
+                        std::slice::from_raw_parts(st.as_ptr() as *const f32, st.len() / 4)
                     };
                     return Ok(F32s(F32Repr::Static(s)));
                 }
+                let b = blob.bytes();
                 let v = b
                     .chunks_exact(4)
                     .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -240,7 +266,8 @@ impl<'de> Deserialize<'de> for ConstBuf {
         match w.data {
             Wire::Inline(t) => Ok(ConstBuf::Tensor(t)),
             Wire::Blob { offset, len } => {
-                let (bytes, forever) = source(offset, len).map_err(D::Error::custom)?;
+                let blob = source(offset, len).map_err(D::Error::custom)?;
+                let bytes = blob.bytes();
                 let want = w
                     .shape
                     .iter()
@@ -253,12 +280,11 @@ impl<'de> Deserialize<'de> for ConstBuf {
                         bytes.len()
                     )));
                 }
-                let aligned = (bytes.as_ptr() as usize).is_multiple_of(w.dtype.size_of().max(1));
-                if forever && aligned && cfg!(target_endian = "little") {
+                if let Some(st) = blob.lendable(w.dtype.size_of().max(1)) {
                     return Ok(ConstBuf::Static {
                         dtype: w.dtype,
                         shape: w.shape,
-                        bytes,
+                        bytes: st,
                     });
                 }
                 Tensor::from_le_bytes(w.dtype, w.shape, bytes)
