@@ -360,6 +360,26 @@ mod tests {
     }
 
     #[test]
+    fn mutated_payloads_with_a_valid_hash_never_panic() {
+        let img = encode(&gemm_parts(), &[]).expect("encodes");
+        let meta_len = len_at(&img, 24).unwrap();
+        let start = HEADER + meta_len;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..2000 {
+            let mut m = img.clone();
+            for _ in 0..1 + round % 4 {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let at = start + (seed >> 33) as usize % (m.len() - start);
+                m[at] ^= (seed >> 24) as u8 | 1;
+            }
+            let h = fingerprint(&m[HEADER..]);
+            m[16..24].copy_from_slice(&h.to_le_bytes());
+            // Either a plan or a reason; a panic or an abort fails the test.
+            let _ = decode(&m);
+        }
+    }
+
+    #[test]
     fn foreign_cpus_and_versions_are_refused() {
         let img = encode(&parts(), &["no-such-feature"]).expect("encodes");
         assert!(decode(&img)
