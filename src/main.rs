@@ -141,6 +141,10 @@ enum Command {
         /// Passes to run first (see `whittle passes`).
         #[arg(long, default_value = "exact", value_name = "a,b,c")]
         passes: String,
+        /// The CPU the object runs on: `native` (this machine's features), `x86-64-v3`
+        /// (AVX2+FMA) or `x86-64-v4` (AVX-512). The runtime refuses a CPU that lacks them.
+        #[arg(long, default_value = "native", value_name = "CPU")]
+        cpu: String,
     },
     /// List the passes that --passes accepts.
     Passes,
@@ -216,13 +220,17 @@ fn main() -> ExitCode {
             name,
             shapes,
             passes,
-        } => cli::compile::run(cli::compile::CompileArgs {
-            model: &model,
-            output: &output,
-            header: header.as_deref(),
-            name: name.as_deref(),
-            shapes: &shapes,
-            passes: &passes,
+            cpu,
+        } => whittle::cpu::aot::CpuTarget::parse(&cpu).and_then(|cpu| {
+            cli::compile::run(cli::compile::CompileArgs {
+                model: &model,
+                output: &output,
+                header: header.as_deref(),
+                name: name.as_deref(),
+                shapes: &shapes,
+                passes: &passes,
+                cpu,
+            })
         }),
         Command::Passes => {
             println!(

@@ -3,7 +3,8 @@
 //! links it into this crate, and writes the tensor geometry the Rust side needs
 //! (`model_info.rs`). The same steps as `whittle compile` on the command line, from a build
 //! script. The model is whittle's embedded demo encoder, or the ONNX file named by
-//! `WHITTLE_AOT_MODEL` with input shapes from `WHITTLE_AOT_SHAPES` (`name=1x128,...`).
+//! `WHITTLE_AOT_MODEL` with input shapes from `WHITTLE_AOT_SHAPES` (`name=1x128,...`), for
+//! the CPU `WHITTLE_AOT_CPU` names (`native`, the default, `x86-64-v3` or `x86-64-v4`).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use whittle::passes::{PassContext, Pipeline};
 fn main() {
     println!("cargo:rerun-if-env-changed=WHITTLE_AOT_MODEL");
     println!("cargo:rerun-if-env-changed=WHITTLE_AOT_SHAPES");
+    println!("cargo:rerun-if-env-changed=WHITTLE_AOT_CPU");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let model = std::env::var("WHITTLE_AOT_MODEL")
         .ok()
@@ -42,9 +44,13 @@ fn main() {
             (name.to_string(), dims)
         })
         .collect();
+    let cpu = std::env::var("WHITTLE_AOT_CPU")
+        .map(|s| aot::CpuTarget::parse(&s).unwrap_or_else(|e| panic!("WHITTLE_AOT_CPU: {e}")))
+        .unwrap_or_default();
     let opts = AotOptions {
         name: "model".into(),
         input_shapes,
+        cpu,
     };
     let art = aot::compile(&g, &opts).expect("the model compiles ahead of time");
     let obj = out.join("model.o");

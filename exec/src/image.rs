@@ -368,7 +368,9 @@ mod tests {
         for round in 0..2000 {
             let mut m = img.clone();
             for _ in 0..1 + round % 4 {
-                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 let at = start + (seed >> 33) as usize % (m.len() - start);
                 m[at] ^= (seed >> 24) as u8 | 1;
             }

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use whittle_cpu::aot::{compile, AotOptions};
+use whittle_cpu::aot::{compile, AotOptions, CpuTarget};
 use whittle_ir::{BinaryOp, DType, Dim, Graph, Op, Tensor, TensorType, UnaryOp, Value, ValueInfo};
 
 /// Deterministic weights in [-0.5, 0.5).
@@ -104,13 +104,30 @@ fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
 
 #[test]
 fn c_example_matches_the_reference_evaluator() {
+    check_c_example(CpuTarget::Native);
+}
+
+/// An object for the x86-64-v3 level (AVX2 micro-kernel and packed layout, no AVX-512 in
+/// the generated code) runs on this machine and gives the same answer.
+#[test]
+fn c_example_for_x86_64_v3_matches_too() {
+    if !(std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma"))
+    {
+        eprintln!("skipped: this CPU is below x86-64-v3");
+        return;
+    }
+    check_c_example(CpuTarget::X86_64V3);
+}
+
+fn check_c_example(cpu: CpuTarget) {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
-    let dir = std::env::temp_dir().join(format!("whittle-aot-c-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("whittle-aot-c-{}-{cpu:?}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let g = mlp();
     let opts = AotOptions {
         name: "model".into(),
         input_shapes: vec![("x".into(), vec![4, 16])],
+        cpu,
     };
     let art = compile(&g, &opts).expect("AOT compile");
     assert_eq!(art.inputs[0].shape, vec![4, 16]);

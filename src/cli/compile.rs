@@ -14,6 +14,7 @@ pub struct CompileArgs<'a> {
     pub name: Option<&'a str>,
     pub shapes: &'a [String],
     pub passes: &'a str,
+    pub cpu: aot::CpuTarget,
 }
 
 /// The symbol prefix derived from a file name: non-identifier characters become `_`.
@@ -58,6 +59,7 @@ pub fn run(a: CompileArgs) -> CliResult {
     let opts = AotOptions {
         name: name.clone(),
         input_shapes: shapes,
+        cpu: a.cpu,
     };
     let art = aot::compile(&m.graph, &opts).map_err(|e| e.to_string())?;
     let header = a

@@ -22,7 +22,8 @@ two checks run:
              the object and libwhittle_rt.a (next to the binary), run: outputs within 1e-5 of
              run:reference's and 1e-4 of onnxruntime's (models over 200 MB are skipped).
   aot:rust   MiniLM-L6 and PP-OCR also through examples/rust-aot (its build.rs compiles the
-             model named by WHITTLE_AOT_MODEL; cargo build, run, same comparisons).
+             model named by WHITTLE_AOT_MODEL; cargo build, run, same comparisons). PP-OCR's
+             object is compiled for x86-64-v3 there (`aot:rust@x86-64-v3`): a portable object.
   optimize:exact@old-opset  the same with --opset 14 (or the lowest opset the model's own ops
              allow): LayerNormalization, Gelu, RMSNormalization are written as primitives.
 
@@ -231,6 +232,18 @@ def check_optimized(m: Model, binary: str, tmp: str, timeout: float, res: Result
 AOT_MAX_BYTES = 200 << 20
 # Models also built into examples/rust-aot (a cargo build each).
 RUST_AOT_MODELS = {"minilm-l6", "ppocr-cls"}
+# ... and the CPU level their object is compiled for there (default: native), so that a
+# portable object (AVX2 micro-kernel and packed layout) is checked too.
+RUST_AOT_CPU = {"ppocr-cls": "x86-64-v3"}
+
+
+def host_has(*flags: str) -> bool:
+    try:
+        text = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    have = set(next((l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags")), []))
+    return all(f in have for f in flags)
 C_TYPES = {"f32": np.float32, "f64": np.float64, "i64": np.int64, "i32": np.int32,
            "i8": np.int8, "u8": np.uint8, "bool": np.bool_, "f16": np.float16}
 
@@ -301,24 +314,28 @@ def check_aot(m: Model, binary: str, tmp: str, timeout: float, res: Result) -> N
         return
     # The same model through examples/rust-aot: its build.rs compiles WHITTLE_AOT_MODEL.
     t = time.time()
-    env = dict(os.environ, WHITTLE_AOT_MODEL=m.path, CARGO_TARGET_DIR=os.path.dirname(lib_dir),
+    cpu = RUST_AOT_CPU.get(m.name, "native")
+    if cpu == "x86-64-v3" and not host_has("avx2", "fma"):
+        cpu = "native"
+    label = "aot:rust" if cpu == "native" else f"aot:rust@{cpu}"
+    env = dict(os.environ, WHITTLE_AOT_MODEL=m.path, CARGO_TARGET_DIR=os.path.dirname(lib_dir), WHITTLE_AOT_CPU=cpu,
                WHITTLE_AOT_SHAPES=",".join(f"{n}={'x'.join(map(str, a.shape))}" for n, a in m.inputs.items()))
     profile = ["--release"] if os.path.basename(lib_dir) == "release" else []
     b = subprocess.run(["cargo", "build", "-q", "-p", "whittle-example-rust-aot"] + profile,
                        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
     if b.returncode != 0:
-        res.report(False, m.name, "aot:rust", "cargo build failed: " + " | ".join(b.stderr.strip().splitlines()[-3:]))
+        res.report(False, m.name, label, "cargo build failed: " + " | ".join(b.stderr.strip().splitlines()[-3:]))
         return
     exe = os.path.join(lib_dir, "whittle-example-rust-aot")
     rust_outs = [os.path.join(d, f"rust_out{i}.bin") for i in range(n_out)]
     run = subprocess.run([exe] + files + rust_outs, capture_output=True, text=True, timeout=timeout)
     if run.returncode != 0:
-        res.report(False, m.name, "aot:rust", f"exit {run.returncode}: {(run.stderr or run.stdout).strip()}")
+        res.report(False, m.name, label, f"exit {run.returncode}: {(run.stderr or run.stdout).strip()}")
         return
     got = {name: np.fromfile(path, dtype=C_TYPES[dt]).reshape(expected[name].shape)
            for (name, dt, _), path in zip(outs, rust_outs)}
     ok, detail = verdict(got)
-    res.report(ok, m.name, "aot:rust", f"{detail} ({time.time() - t:.1f}s)")
+    res.report(ok, m.name, label, f"{detail} ({time.time() - t:.1f}s)")
 
 
 def default_binary() -> str:

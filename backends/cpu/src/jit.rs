@@ -168,13 +168,15 @@ impl Jit {
         })
     }
 
-    /// A module that emits the kernels into an object file named `name` (PIC ISA for the
-    /// host, as `crate::aot::object::pic_isa`); finish it with [`Jit::into_object`].
-    pub fn new_object(name: &str) -> Result<Jit, String> {
-        let isa = crate::aot::object::pic_isa()?;
+    /// A module that emits the kernels into an object file named `name` (PIC ISA for
+    /// `cpu`, as `crate::aot::object::pic_isa`); finish it with [`Jit::into_object`].
+    pub fn new_object(name: &str, cpu: crate::aot::CpuTarget) -> Result<Jit, String> {
+        let isa = crate::aot::object::pic_isa(cpu)?;
         let has_fma = isa.has_native_fma();
-        if host_has_fma() && !has_fma {
-            return Err("the host has FMA but the Cranelift ISA flags do not enable it".into());
+        if !has_fma && (cpu != crate::aot::CpuTarget::Native || host_has_fma()) {
+            return Err(format!(
+                "the Cranelift ISA flags for {cpu:?} do not enable FMA"
+            ));
         }
         let builder = ObjectBuilder::new(isa, format!("{name}.o"), default_libcall_names())
             .map_err(|e| format!("object builder: {e}"))?;

@@ -65,7 +65,16 @@ use whittle_exec::internal;
 /// Lowers `graph` (all shapes concrete) into `j` and plans its arena: a plan without
 /// its code, which the caller finishes (JIT) or writes into an object (AOT).
 pub fn plan_parts(graph: &Graph, j: &mut jit::Jit) -> Result<PlanParts, RuntimeError> {
-    let ukr = Ukr::best();
+    plan_parts_for(graph, j, Ukr::best())
+}
+
+/// [`plan_parts`] with the GEMM micro-kernel `ukr` (its tile fixes the packed layout): AOT
+/// objects for another CPU pick the kernel of that CPU.
+pub fn plan_parts_for(
+    graph: &Graph,
+    j: &mut jit::Jit,
+    ukr: Ukr,
+) -> Result<PlanParts, RuntimeError> {
     let mut prog = lower::lower(graph, j, ukr)?;
     // Weights that only feed GEMMs now live as packed copies: let the unpacked go.
     consts::release_unread(&mut prog.consts, &prog.steps, &prog.outputs);

@@ -81,6 +81,35 @@ impl Ukr {
         }
     }
 
+    /// The kernel named `name`, whether or not this CPU can run it: for compiling plans
+    /// for another CPU (the tile shape fixes the packed layout; nothing here calls it).
+    pub fn known(name: &str) -> Option<Ukr> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            let k = match name {
+                "avx512-8x32" => Some(Ukr {
+                    name: "avx512-8x32",
+                    mr: 8,
+                    nr: 32,
+                    f: avx512_8x32,
+                    direct: Some(avx512_8x32_direct),
+                }),
+                "avx2-6x16" => Some(Ukr {
+                    name: "avx2-6x16",
+                    mr: 6,
+                    nr: 16,
+                    f: avx2_6x16,
+                    direct: None,
+                }),
+                _ => None,
+            };
+            if k.is_some() {
+                return k;
+            }
+        }
+        (name == "portable-4x8").then(Ukr::portable)
+    }
+
     /// Every kernel this CPU can run (for tests that compare them).
     pub fn all_available() -> Vec<Ukr> {
         let mut v = vec![Ukr::portable()];

@@ -12,6 +12,7 @@
 pub mod header;
 pub mod object;
 
+use crate::kernels::gemm::Ukr;
 use whittle_ir::{DType, Graph};
 use whittle_runtime::RuntimeError;
 
@@ -28,6 +29,100 @@ pub struct AotOptions {
     pub name: String,
     /// Concrete shapes for inputs whose shapes the model leaves symbolic.
     pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// The CPU the object's code is for.
+    pub cpu: CpuTarget,
+}
+
+/// The x86-64 CPU an object's code is compiled for (`whittle compile --cpu`): this machine's,
+/// or a psABI level, so that an object built here runs on the machines it ships to. The
+/// level fixes the Cranelift ISA flags, the GEMM micro-kernel (and so the packed-weight
+/// layout) and the CPU features the runtime checks before the first run; host kernels pick
+/// their instruction set at run time either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CpuTarget {
+    /// Every feature of the compiling machine.
+    #[default]
+    Native,
+    /// x86-64-v3: AVX2, FMA, BMI1/2, LZCNT (Haswell, Zen 1 and later).
+    X86_64V3,
+    /// x86-64-v4: v3 plus AVX-512 F/VL/DQ/BW (Skylake-SP, Zen 4 and later).
+    X86_64V4,
+}
+
+impl CpuTarget {
+    /// Names accepted by [`CpuTarget::parse`].
+    pub const NAMES: [&'static str; 3] = ["native", "x86-64-v3", "x86-64-v4"];
+
+    pub fn parse(s: &str) -> Result<CpuTarget, String> {
+        match s {
+            "native" => Ok(CpuTarget::Native),
+            "x86-64-v3" => Ok(CpuTarget::X86_64V3),
+            "x86-64-v4" => Ok(CpuTarget::X86_64V4),
+            _ => Err(format!(
+                "--cpu '{s}': expected one of {}",
+                CpuTarget::NAMES.join(", ")
+            )),
+        }
+    }
+
+    /// Cranelift presets and flags to enable (none for `Native`: detected instead).
+    pub fn isa_flags(self) -> &'static [&'static str] {
+        const V3: [&str; 10] = [
+            "x86-64-v3",
+            "has_sse3",
+            "has_ssse3",
+            "has_sse41",
+            "has_sse42",
+            "has_popcnt",
+            "has_avx",
+            "has_avx2",
+            "has_fma",
+            "has_lzcnt",
+        ];
+        const V4: [&str; 14] = [
+            "x86-64-v3",
+            "has_sse3",
+            "has_ssse3",
+            "has_sse41",
+            "has_sse42",
+            "has_popcnt",
+            "has_avx",
+            "has_avx2",
+            "has_fma",
+            "has_lzcnt",
+            "x86-64-v4",
+            "has_avx512f",
+            "has_avx512vl",
+            "has_avx512dq",
+        ];
+        match self {
+            CpuTarget::Native => &[],
+            CpuTarget::X86_64V3 => &V3,
+            CpuTarget::X86_64V4 => &V4,
+        }
+    }
+
+    /// The CPU features (`whittle_exec::image` names) the object relies on.
+    pub fn features(self) -> Vec<&'static str> {
+        let v3 = vec![
+            "sse4.1", "sse4.2", "popcnt", "avx", "avx2", "fma", "bmi1", "bmi2", "lzcnt",
+        ];
+        match self {
+            CpuTarget::Native => whittle_exec::image::host_features(),
+            CpuTarget::X86_64V3 => v3,
+            CpuTarget::X86_64V4 => [v3, vec!["avx512f", "avx512vl", "avx512dq"]].concat(),
+        }
+    }
+
+    /// The GEMM micro-kernel the plan is packed for.
+    pub fn ukr(self) -> Ukr {
+        let named = |n: &str| Ukr::known(n).unwrap_or_else(Ukr::portable);
+        match self {
+            CpuTarget::Native => Ukr::best(),
+            CpuTarget::X86_64V3 => named("avx2-6x16"),
+            CpuTarget::X86_64V4 => named("avx512-8x32"),
+        }
+    }
 }
 
 /// One input or output as the header states it.
@@ -132,10 +227,10 @@ pub fn compile(graph: &Graph, opts: &AotOptions) -> Result<AotArtifact, RuntimeE
         .collect::<Result<Vec<_>, _>>()?;
     // Lowering makes an unsupported op a compile error naming the node; the kernels go
     // into the object module, the rest of the plan into the image.
-    let mut j = crate::jit::Jit::new_object(&opts.name).map_err(aot_err)?;
-    let parts = crate::plan_parts(&g, &mut j)?;
+    let mut j = crate::jit::Jit::new_object(&opts.name, opts.cpu).map_err(aot_err)?;
+    let parts = crate::plan_parts_for(&g, &mut j, opts.cpu.ukr())?;
     let workspace_bytes = parts.arena.peak_bytes + crate::plan::ALIGN;
-    let cpu = whittle_exec::image::host_features();
+    let cpu = opts.cpu.features();
     let image = whittle_exec::image::encode(&parts, &cpu).map_err(aot_err)?;
     let model_hash = whittle_exec::image::hash_of(&image);
     let (module, kernels) = j.into_object().map_err(aot_err)?;
@@ -158,6 +253,24 @@ pub fn compile(graph: &Graph, opts: &AotOptions) -> Result<AotArtifact, RuntimeE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_levels_fix_features_and_micro_kernel() {
+        assert_eq!(CpuTarget::parse("x86-64-v3"), Ok(CpuTarget::X86_64V3));
+        assert!(CpuTarget::parse("skylake")
+            .unwrap_err()
+            .contains("x86-64-v4"));
+        let v3 = CpuTarget::X86_64V3.features();
+        assert!(v3.contains(&"avx2") && v3.contains(&"fma") && !v3.contains(&"avx512f"));
+        assert!(CpuTarget::X86_64V4.features().contains(&"avx512f"));
+        assert_eq!(CpuTarget::X86_64V3.ukr().name, "avx2-6x16");
+        assert_eq!(CpuTarget::X86_64V4.ukr().name, "avx512-8x32");
+        // The ISA flags exist in this Cranelift (an unknown flag would fail here).
+        for cpu in [CpuTarget::X86_64V3, CpuTarget::X86_64V4] {
+            let isa = object::pic_isa(cpu).expect("ISA for the level");
+            assert!(isa.has_native_fma());
+        }
+    }
 
     #[test]
     fn prefixes_must_be_c_identifiers() {

@@ -16,17 +16,23 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_module::{DataDescription, FuncId, Linkage, Module};
 use cranelift_object::ObjectModule;
 
-/// The host ISA with position-independent code (objects get linked into PIE programs).
-pub fn pic_isa() -> Result<OwnedTargetIsa, String> {
+/// The ISA for `cpu` (the host's features, or a psABI level) with position-independent
+/// code (objects get linked into PIE programs).
+pub fn pic_isa(cpu: super::CpuTarget) -> Result<OwnedTargetIsa, String> {
     let mut flags = settings::builder();
     for (k, v) in [("opt_level", "speed"), ("is_pic", "true")] {
         flags
             .set(k, v)
             .map_err(|e| format!("cranelift setting {k}={v}: {e}"))?;
     }
-    cranelift_native::builder()
-        .map_err(|e| format!("host ISA: {e}"))?
-        .finish(settings::Flags::new(flags))
+    let native = cpu == super::CpuTarget::Native;
+    let mut isa =
+        cranelift_native::builder_with_options(native).map_err(|e| format!("host ISA: {e}"))?;
+    for f in cpu.isa_flags() {
+        isa.enable(f)
+            .map_err(|e| format!("cranelift ISA flag {f}: {e}"))?;
+    }
+    isa.finish(settings::Flags::new(flags))
         .map_err(|e| format!("host ISA: {e}"))
 }
 
