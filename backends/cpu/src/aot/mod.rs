@@ -66,8 +66,8 @@ impl CpuTarget {
     }
 
     /// Cranelift presets and flags to enable (none for `Native`: detected instead).
-    pub fn isa_flags(self) -> &'static [&'static str] {
-        const V3: [&str; 10] = [
+    pub fn isa_flags(self) -> Vec<&'static str> {
+        let v3 = [
             "x86-64-v3",
             "has_sse3",
             "has_ssse3",
@@ -79,26 +79,11 @@ impl CpuTarget {
             "has_fma",
             "has_lzcnt",
         ];
-        const V4: [&str; 14] = [
-            "x86-64-v3",
-            "has_sse3",
-            "has_ssse3",
-            "has_sse41",
-            "has_sse42",
-            "has_popcnt",
-            "has_avx",
-            "has_avx2",
-            "has_fma",
-            "has_lzcnt",
-            "x86-64-v4",
-            "has_avx512f",
-            "has_avx512vl",
-            "has_avx512dq",
-        ];
+        let v4 = ["x86-64-v4", "has_avx512f", "has_avx512vl", "has_avx512dq"];
         match self {
-            CpuTarget::Native => &[],
-            CpuTarget::X86_64V3 => &V3,
-            CpuTarget::X86_64V4 => &V4,
+            CpuTarget::Native => vec![],
+            CpuTarget::X86_64V3 => v3.to_vec(),
+            CpuTarget::X86_64V4 => [&v3[..], &v4[..]].concat(),
         }
     }
 
