@@ -62,6 +62,14 @@ impl Backend for CpuBackend {
 
 use whittle_exec::internal;
 
+/// Whether `WHITTLE_CPU_IMAGE_ROUNDTRIP` asks for plans to round-trip through plan images.
+fn image_roundtrip() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| {
+        std::env::var("WHITTLE_CPU_IMAGE_ROUNDTRIP").is_ok_and(|v| !v.is_empty() && v != "0")
+    })
+}
+
 /// Lowers `graph` (all shapes concrete) into `j` and plans its arena: a plan without
 /// its code, which the caller finishes (JIT) or writes into an object (AOT).
 pub fn plan_parts(graph: &Graph, j: &mut jit::Jit) -> Result<PlanParts, RuntimeError> {
@@ -91,9 +99,19 @@ pub fn plan_parts_for(
 }
 
 /// Lowers, plans and JIT-compiles `graph` (all shapes concrete).
+///
+/// With `WHITTLE_CPU_IMAGE_ROUNDTRIP=1` in the environment (a test hook: CI runs the
+/// conformance suite with it), every plan goes through the AOT plan image format —
+/// encoded and decoded — before it runs, so a step that does not survive serialization
+/// shows up as a wrong result in whatever runs.
 pub fn compile_plan(graph: &Graph) -> Result<Plan, RuntimeError> {
     let mut j = jit::Jit::new().map_err(internal)?;
-    let parts = plan_parts(graph, &mut j)?;
+    let mut parts = plan_parts(graph, &mut j)?;
+    if image_roundtrip() {
+        let bytes = whittle_exec::image::encode(&parts, &whittle_exec::image::host_features())
+            .map_err(internal)?;
+        parts = whittle_exec::image::decode(&bytes).map_err(internal)?;
+    }
     let (kernels, code) = j.finish().map_err(internal)?;
     Plan::new(parts, kernels, Box::new(code))
 }
