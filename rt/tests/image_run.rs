@@ -220,3 +220,41 @@ fn concurrent_calls_with_their_own_workspaces_agree() {
         }
     });
 }
+
+/// A plan with no generated kernel (one GEMM) runs with an empty, even NULL, kernel table.
+#[test]
+fn a_plan_without_generated_kernels_needs_no_table() {
+    let text = "graph \"g\" {
+  input %x: f32[2, 3]
+  %w = const f32[3, 2] [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+  %y = MatMul %x, %w : f32[2, 2]
+  output %y as \"y\"
+}
+";
+    let g = whittle_ir::text::parse_graph(text).expect("parses");
+    let mut j = whittle_cpu::jit::Jit::new().expect("jit");
+    let parts = whittle_cpu::plan_parts(&g, &mut j).expect("lowers");
+    assert_eq!(parts.kernel_count, 0);
+    let ws_len = parts.arena.peak_bytes + whittle_cpu::plan::ALIGN;
+    let image: &'static [u8] = Box::leak(whittle_exec_image(&parts).into_boxed_slice());
+    let x = [1.0f32, 0.0, -1.0, 0.5, 0.5, 0.5];
+    let mut y = [0f32; 4];
+    let mut ws = vec![0u8; ws_len];
+    let ins = [x.as_ptr() as *const u8];
+    let outs = [y.as_mut_ptr() as *mut u8];
+    // SAFETY: buffers match the graph; no kernels are called.
+    let s = unsafe {
+        whittle_rt_run(
+            image.as_ptr(),
+            image.len(),
+            std::ptr::null(),
+            0,
+            ins.as_ptr(),
+            outs.as_ptr(),
+            ws.as_mut_ptr(),
+            ws.len(),
+        )
+    };
+    assert_eq!(s, status::OK, "{}", last_error());
+    assert_eq!(y, [-4.0, -4.0, 4.5, 6.0]);
+}
