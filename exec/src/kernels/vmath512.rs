@@ -21,7 +21,8 @@ pub fn available() -> bool {
 }
 
 /// e^x on 16 lanes, the same Cephes reduction and polynomial as `epilogue::exp` (clamped to
-/// [-87, 88]), evaluated with FMA.
+/// [-87, 88]), evaluated with FMA. NaN stays NaN: `vmaxps`/`vminps` return their second
+/// operand when either is NaN, so `x` goes second in the clamps.
 ///
 /// # Safety
 /// The CPU has AVX-512F.
@@ -30,8 +31,8 @@ pub fn available() -> bool {
 #[inline]
 pub unsafe fn exp16(x: __m512) -> __m512 {
     let x = _mm512_min_ps(
-        _mm512_max_ps(x, _mm512_set1_ps(-87.0)),
         _mm512_set1_ps(88.0),
+        _mm512_max_ps(_mm512_set1_ps(-87.0), x),
     );
     let big = _mm512_set1_ps(12_582_912.0);
     let t = _mm512_fmadd_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E), big);
@@ -57,6 +58,7 @@ pub unsafe fn exp16(x: __m512) -> __m512 {
 }
 
 /// erf on 16 lanes: `epilogue::erf`'s rational approximation (Eigen's), evaluated with FMA.
+/// NaN stays NaN (as in [`exp16`], `x` goes second in the clamps).
 ///
 /// # Safety
 /// The CPU has AVX-512F.
@@ -64,7 +66,7 @@ pub unsafe fn exp16(x: __m512) -> __m512 {
 #[target_feature(enable = "avx512f")]
 #[inline]
 pub unsafe fn erf16(x: __m512) -> __m512 {
-    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-4.0)), _mm512_set1_ps(4.0));
+    let x = _mm512_min_ps(_mm512_set1_ps(4.0), _mm512_max_ps(_mm512_set1_ps(-4.0), x));
     let x2 = _mm512_mul_ps(x, x);
     let c = _mm512_set1_ps;
     let mut p = _mm512_fmadd_ps(x2, c(-2.726_142_3e-10), c(2.770_681_4e-8));
@@ -177,9 +179,81 @@ pub unsafe fn scaled_softmax_row(row: &mut [f32], scale: f32, mask: Option<&[f32
     1.0 / _mm512_reduce_add_ps(vsum)
 }
 
+/// Softmax of one row in place: [`scaled_softmax_row`] with scale 1, then the division
+/// by the sum. A row holding NaN or +inf, or only -inf, becomes NaN (as in the reference).
+///
+/// # Safety
+/// The CPU has AVX-512F ([`available`]).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn softmax_row(row: &mut [f32]) {
+    let inv = _mm512_set1_ps(scaled_softmax_row(row, 1.0, None));
+    let n = row.len();
+    let x = row.as_mut_ptr();
+    let full = n / 16 * 16;
+    let mut j = 0;
+    while j < full {
+        _mm512_storeu_ps(x.add(j), _mm512_mul_ps(_mm512_loadu_ps(x.add(j)), inv));
+        j += 16;
+    }
+    if full < n {
+        let k: __mmask16 = ((1u32 << (n - full)) - 1) as __mmask16;
+        let v = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x.add(full)), inv);
+        _mm512_mask_storeu_ps(x.add(full), k, v);
+    }
+}
+
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nan_survives_exp16_and_erf16() {
+        if !available() {
+            return;
+        }
+        let mut v = [0.5f32; 16];
+        v[3] = f32::NAN;
+        v[7] = f32::INFINITY;
+        v[9] = f32::NEG_INFINITY;
+        let (mut e, mut r) = ([0f32; 16], [0f32; 16]);
+        // SAFETY: AVX-512F checked above; 16 elements each.
+        unsafe {
+            _mm512_storeu_ps(e.as_mut_ptr(), exp16(_mm512_loadu_ps(v.as_ptr())));
+            _mm512_storeu_ps(r.as_mut_ptr(), erf16(_mm512_loadu_ps(v.as_ptr())));
+        }
+        assert!(e[3].is_nan() && r[3].is_nan(), "{e:?} {r:?}");
+        assert!(e[7] > 1e38 && e[9] < 1e-37, "{e:?}");
+        assert!(r[7] > 0.9999 && r[9] < -0.9999, "{r:?}");
+        assert!(!e[0].is_nan() && !r[0].is_nan());
+    }
+
+    #[test]
+    fn softmax_rows_match_the_portable_kernel_and_its_special_values() {
+        if !available() {
+            return;
+        }
+        let rows: Vec<Vec<f32>> = vec![
+            (0..37).map(|i| (i as f32 * 0.37).sin() * 4.0).collect(),
+            (0..16).map(|i| i as f32 - 100.0).collect(),
+            vec![1.0, f32::NAN, 2.0],
+            vec![1.0, f32::INFINITY, 2.0],
+            vec![f32::NEG_INFINITY; 5],
+            vec![0.0, f32::NEG_INFINITY, 1.0],
+            vec![3.0],
+        ];
+        for x in rows {
+            let mut want = x.clone();
+            crate::kernels::rows::softmax_row_portable(&mut want);
+            let mut got = x.clone();
+            // SAFETY: AVX-512F checked above.
+            unsafe { softmax_row(&mut got) };
+            for (g, w) in got.iter().zip(&want) {
+                let same = (g.is_nan() && w.is_nan()) || (g - w).abs() <= 1e-6 * w.abs().max(1e-30);
+                assert!(same, "{x:?}: {got:?} vs {want:?}");
+            }
+        }
+    }
 
     #[test]
     fn exp16_matches_f64_exp() {
