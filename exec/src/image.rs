@@ -53,7 +53,7 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 
 /// x86-64 features the generated code or host kernels may rely on, by their
 /// `is_x86_feature_detected!` names.
-const FEATURES: [&str; 12] = [
+pub const FEATURES: [&str; 12] = [
     "sse4.1", "sse4.2", "popcnt", "avx", "avx2", "fma", "bmi1", "bmi2", "lzcnt", "avx512f",
     "avx512vl", "avx512dq",
 ];

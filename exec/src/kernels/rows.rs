@@ -242,7 +242,7 @@ unsafe fn split_rows(
 /// LayerNormalization of `rows × cols` with `gamma`/`beta` of `cols` elements.
 ///
 /// # Safety
-/// As [`split_rows`]; `gamma` (and `beta` when not null) address `cols` floats.
+/// As `split_rows`; `gamma` (and `beta` when not null) address `cols` floats.
 pub unsafe fn layer_norm(
     x: *const f32,
     y: *mut f32,
@@ -266,7 +266,7 @@ pub unsafe fn layer_norm(
 /// `y = x / sqrt(mean(x²) + eps) · gamma`.
 ///
 /// # Safety
-/// As [`split_rows`]; `gamma` addresses `cols` floats.
+/// As `split_rows`; `gamma` addresses `cols` floats.
 pub unsafe fn rms_norm(
     x: *const f32,
     y: *mut f32,
@@ -355,7 +355,7 @@ impl AddNormRows {
 /// Softmax of each row of `rows × cols`.
 ///
 /// # Safety
-/// As [`split_rows`].
+/// As `split_rows`.
 pub unsafe fn softmax(x: *const f32, y: *mut f32, rows: usize, cols: usize) {
     if rows == 0 || cols == 0 {
         return;
@@ -399,7 +399,7 @@ pub fn softmax_row_in_place(row: &mut [f32]) {
 /// `y[r] = scale · Σ_j x[r, j]` (ReduceSum with scale 1, ReduceMean with 1/cols).
 ///
 /// # Safety
-/// As [`split_rows`] with one output per row.
+/// As `split_rows` with one output per row.
 pub unsafe fn reduce_sum(x: *const f32, y: *mut f32, rows: usize, cols: usize, scale: f32) {
     if rows == 0 {
         return;
