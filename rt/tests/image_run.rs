@@ -4,7 +4,7 @@
 
 use std::ffi::{c_void, CStr};
 use whittle_ir::{Tensor, TensorData};
-use whittle_rt::{status, whittle_rt_last_error, whittle_rt_run};
+use whittle_rt::{status, whittle_rt_last_error, whittle_rt_run, whittle_rt_set_threads};
 
 const TEXT: &str = "graph \"t\" {
   input %x: f32[4, 3]
@@ -177,6 +177,8 @@ fn refusals_are_statuses_with_messages() {
 
 #[test]
 fn concurrent_calls_with_their_own_workspaces_agree() {
+    // Plans loaded from now on get a two-thread pool (the answer must not change).
+    assert_eq!(whittle_rt_set_threads(2), status::OK);
     let c = compile();
     let want = expected();
     let (image, table, workspace) = (
