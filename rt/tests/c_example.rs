@@ -244,3 +244,96 @@ fn check_c_example(cpu: CpuTarget) {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Two objects (different prefixes, different shapes) linked into one C program: each
+/// entry point runs its own plan, and both match `ir::eval`.
+#[test]
+fn two_models_link_into_one_program() {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let dir = std::env::temp_dir().join(format!("whittle-aot-two-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let g = mlp();
+    let mut wants = Vec::new();
+    for (name, batch) in [("wide", 4usize), ("narrow", 2)] {
+        let opts = AotOptions {
+            name: name.into(),
+            input_shapes: vec![("x".into(), vec![batch, 16])],
+            cpu: CpuTarget::Native,
+        };
+        let art = compile(&g, &opts).expect("AOT compile");
+        std::fs::write(dir.join(format!("{name}.o")), &art.object).unwrap();
+        std::fs::write(dir.join(format!("{name}.h")), &art.header).unwrap();
+        let x = Tensor::from_vec(vec![batch, 16], weights(batch * 16, 5));
+        let want = whittle_ir::eval::run(&g, &[("x", x)]).expect("reference runs");
+        wants.push(want[0].1.as_slice::<f32>().expect("f32").to_vec());
+    }
+    // The C side regenerates the inputs with the same generator as `weights` (seed 5).
+    let src = r#"
+#include "wide.h"
+#include "narrow.h"
+#include <stdio.h>
+#include <stdlib.h>
+static void fill(float* v, int n, unsigned long long seed) {
+    unsigned long long s = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    for (int i = 0; i < n; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        v[i] = (float)(s >> 40) / (float)(1ULL << 24) - 0.5f;
+    }
+}
+int main(void) {
+    float xw[4 * 16], xn[2 * 16], yw[4 * 8], yn[2 * 8];
+    fill(xw, 4 * 16, 5);
+    fill(xn, 2 * 16, 5);
+    void* ww = malloc(WIDE_WORKSPACE_SIZE);
+    void* wn = malloc(NARROW_WORKSPACE_SIZE);
+    const void* iw[1] = {xw}; void* ow[1] = {yw};
+    const void* in_[1] = {xn}; void* on[1] = {yn};
+    for (int r = 0; r < 3; r++) {
+        if (wide_run(iw, ow, ww, WIDE_WORKSPACE_SIZE) != WIDE_OK) { fprintf(stderr, "wide: %s\n", whittle_rt_last_error()); return 1; }
+        if (narrow_run(in_, on, wn, NARROW_WORKSPACE_SIZE) != NARROW_OK) { fprintf(stderr, "narrow: %s\n", whittle_rt_last_error()); return 1; }
+    }
+    for (int i = 0; i < 4 * 8; i++) printf("%.9g\n", yw[i]);
+    for (int i = 0; i < 2 * 8; i++) printf("%.9g\n", yn[i]);
+    return 0;
+}
+"#;
+    std::fs::write(dir.join("two.c"), src).unwrap();
+    let app = dir.join("two");
+    let out = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Werror", "-O2", "-I"])
+        .arg(&dir)
+        .arg(dir.join("two.c"))
+        .arg(dir.join("wide.o"))
+        .arg(dir.join("narrow.o"))
+        .arg(static_lib())
+        .args([
+            "-lm",
+            "-lpthread",
+            "-ldl",
+            "-static-libgcc",
+            "-Wl,--gc-sections",
+            "-o",
+        ])
+        .arg(&app)
+        .output()
+        .expect("run the C compiler");
+    assert!(
+        out.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = Command::new(&app).output().expect("run the program");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got: Vec<f32> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| l.parse().expect("a float per line"))
+        .collect();
+    assert_eq!(got.len(), 32 + 16);
+    assert!(rel_l2(&got[..32], &wants[0]) <= 1e-5, "wide");
+    assert!(rel_l2(&got[32..], &wants[1]) <= 1e-5, "narrow");
+    let _ = std::fs::remove_dir_all(&dir);
+}
