@@ -11,12 +11,13 @@ use crate::kernels::par::{par_for, row_chunks, SendPtr};
 use crate::kernels::rows;
 use crate::plan::{self, ArenaPlan, Buf};
 use crate::steps::{BSource, HostOp, InputSpec, MatMulStep, OutputSpec, Step};
-use crate::store::ConstBuf;
+use crate::store::{tensor_ptr, ConstBuf};
 use crate::{internal, PlanStats};
 use std::any::Any;
 use std::cell::RefCell;
 use std::sync::Mutex;
 use whittle_ir::Tensor;
+use whittle_runtime::RuntimeError;
 
 /// The signature every generated kernel has: `extern "C" fn(args: *const *mut f32)`, where
 /// `args` lists the kernel's input buffers and then its output buffer.
@@ -35,7 +36,6 @@ pub struct PlanParts {
     /// How many generated kernels the steps call (`Step::Fused` indices are below it).
     pub kernel_count: usize,
 }
-use whittle_runtime::RuntimeError;
 
 /// Steps, constants, arena layout and code for concrete input shapes.
 pub struct Plan {
@@ -54,10 +54,6 @@ pub struct Plan {
 
 thread_local! {
     static SCRATCH: RefCell<(Scratch, Option<PackedB>)> = RefCell::new((Scratch::default(), None));
-}
-
-fn tensor_ptr(t: &Tensor) -> *mut u8 {
-    whittle_ir::dispatch_data!(t.data(), v => v.as_ptr() as *mut u8)
 }
 
 /// Resolves buffers to raw pointers for one run.
@@ -88,21 +84,15 @@ impl Mem<'_> {
     /// The bytes of output `o` (valid until the arena is reused).
     fn bytes(&self, o: &OutputSpec) -> Result<&[u8], RuntimeError> {
         let n = o.shape.iter().product::<usize>() * o.dtype.size_of();
+        if n == 0 {
+            return Ok(&[]);
+        }
         let p = self.ptr(o.buf);
-        if p.is_null() && n > 0 {
+        if p.is_null() {
             return Err(internal(format!("output '{}' has no storage", o.name)));
         }
         // SAFETY: the buffer holds the output's n bytes for the rest of the run.
-        Ok(unsafe {
-            std::slice::from_raw_parts(
-                if n == 0 {
-                    std::ptr::NonNull::dangling().as_ptr()
-                } else {
-                    p
-                },
-                n,
-            )
-        })
+        Ok(unsafe { std::slice::from_raw_parts(p, n) })
     }
 
     fn tensor(&self, o: &OutputSpec) -> Result<Tensor, RuntimeError> {
@@ -328,13 +318,14 @@ impl Plan {
                 outputs.len()
             )));
         }
-        if workspace_len < self.workspace_bytes()
-            || workspace.is_null() && self.arena.peak_bytes > 0
-        {
+        if workspace_len < self.workspace_bytes() {
             return Err(internal(format!(
                 "workspace of {workspace_len} bytes, the plan needs {}",
                 self.workspace_bytes()
             )));
+        }
+        if workspace.is_null() {
+            return Err(internal("the workspace is NULL"));
         }
         let skew = workspace.align_offset(plan::ALIGN).min(plan::ALIGN);
         let mem = Mem {
@@ -347,7 +338,10 @@ impl Plan {
         self.run_steps(&mem)?;
         for (o, &dst) in self.outputs.iter().zip(outputs) {
             let src = mem.bytes(o)?;
-            if dst.is_null() && !src.is_empty() {
+            if src.is_empty() {
+                continue;
+            }
+            if dst.is_null() {
                 return Err(internal(format!("output '{}': null buffer", o.name)));
             }
             // SAFETY: the caller's buffer holds the output's bytes and does not overlap.

@@ -198,6 +198,12 @@ impl<'de> Deserialize<'de> for F32s {
     }
 }
 
+/// The first byte of a tensor's data (kernels read through it; they never write inputs
+/// or constants).
+pub(crate) fn tensor_ptr(t: &Tensor) -> *mut u8 {
+    whittle_ir::dispatch_data!(t.data(), v => v.as_ptr() as *mut u8)
+}
+
 /// A constant the plan reads: a tensor it owns, or little-endian bytes in a `'static`
 /// image.
 #[derive(Clone, Debug)]
@@ -214,16 +220,8 @@ impl ConstBuf {
     /// The first byte of the data (dangling but non-null when empty).
     pub fn ptr(&self) -> *mut u8 {
         match self {
-            ConstBuf::Tensor(t) => whittle_ir::dispatch_data!(t.data(), v => v.as_ptr() as *mut u8),
+            ConstBuf::Tensor(t) => tensor_ptr(t),
             ConstBuf::Static { bytes, .. } => bytes.as_ptr() as *mut u8,
-        }
-    }
-
-    /// Bytes of data held by this value itself (not borrowed from an image).
-    pub fn owned_bytes(&self) -> usize {
-        match self {
-            ConstBuf::Tensor(t) => t.len() * t.dtype().size_of(),
-            ConstBuf::Static { .. } => 0,
         }
     }
 }

@@ -93,6 +93,17 @@ unsafe fn loaded(
     Ok(l)
 }
 
+/// One call's buffers, handed to the pool's thread for the duration of the call.
+struct Call<'a> {
+    ins: &'a [*const u8],
+    outs: &'a [*mut u8],
+    workspace: *mut u8,
+}
+
+// SAFETY: the caller of `whittle_rt_run` owns these buffers for the whole call, which
+// blocks until the pool has finished with them.
+unsafe impl Sync for Call<'_> {}
+
 /// # Safety
 /// As [`whittle_rt_run`].
 unsafe fn run(
@@ -135,18 +146,16 @@ unsafe fn run(
         set_error("whittle_rt: the workspace is NULL");
         return Err(status::NULL_POINTER);
     }
-    // Addresses cross into the pool's thread as integers (raw pointers are not Send).
-    let (ins, outs, ws) = (
-        ins.iter().map(|&p| p as usize).collect::<Vec<_>>(),
-        outs.iter().map(|&p| p as usize).collect::<Vec<_>>(),
-        workspace as usize,
-    );
+    let call = Call {
+        ins: &ins,
+        outs: &outs,
+        workspace,
+    };
     l.pool
         .install(|| {
-            let ins: Vec<*const u8> = ins.iter().map(|&a| a as *const u8).collect();
-            let outs: Vec<*mut u8> = outs.iter().map(|&a| a as *mut u8).collect();
+            let c = &call;
             // SAFETY: the caller's contract: buffers as the header states.
-            unsafe { l.plan.run_raw(&ins, &outs, ws as *mut u8, workspace_len) }
+            unsafe { l.plan.run_raw(c.ins, c.outs, c.workspace, workspace_len) }
         })
         .map_err(|e| {
             set_error(format!("whittle_rt: run failed: {e}"));

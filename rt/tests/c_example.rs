@@ -93,6 +93,34 @@ fn static_lib() -> PathBuf {
         })
 }
 
+/// `cc` (or `$CC`) builds `app` from C sources and objects with `dir` on the include path,
+/// linked against `libwhittle_rt.a` the way the header says, warnings as errors.
+fn link_c(dir: &Path, inputs: &[PathBuf], app: &Path) {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let out = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
+        .arg(dir)
+        .args(inputs)
+        // The archive by path: under deps/ cargo names it libwhittle_rt-HASH.a.
+        .arg(static_lib())
+        .args([
+            "-lm",
+            "-lpthread",
+            "-ldl",
+            "-static-libgcc",
+            "-Wl,--gc-sections",
+            "-o",
+        ])
+        .arg(app)
+        .output()
+        .expect("run the C compiler");
+    assert!(
+        out.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn rel_l2(got: &[f32], want: &[f32]) -> f64 {
     let (mut d, mut n) = (0f64, 0f64);
     for (&a, &b) in got.iter().zip(want) {
@@ -120,7 +148,6 @@ fn c_example_for_x86_64_v3_matches_too() {
 }
 
 fn check_c_example(cpu: CpuTarget) {
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let dir = std::env::temp_dir().join(format!("whittle-aot-c-{}-{cpu:?}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let g = mlp();
@@ -146,32 +173,10 @@ fn check_c_example(cpu: CpuTarget) {
     let want = whittle_ir::eval::run(&g, &[("x", x)]).expect("reference runs");
     let want: Vec<f32> = want[0].1.as_slice::<f32>().expect("f32 output").to_vec();
 
-    let lib = static_lib();
     let app = dir.join("app");
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(&cc)
-        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O2", "-I"])
-        .arg(&dir)
-        .arg(manifest.join("../examples/c/main.c"))
-        .arg(dir.join("model.o"))
-        // The archive by path: under deps/ cargo names it libwhittle_rt-HASH.a.
-        .arg(&lib)
-        .args([
-            "-lm",
-            "-lpthread",
-            "-ldl",
-            "-static-libgcc",
-            "-Wl,--gc-sections",
-            "-o",
-        ])
-        .arg(&app)
-        .output()
-        .expect("run the C compiler");
-    assert!(
-        out.status.success(),
-        "cc failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let main_c = manifest.join("../examples/c/main.c");
+    link_c(&dir, &[main_c, dir.join("model.o")], &app);
     let run = Command::new(&app)
         .arg(dir.join("in.bin"))
         .arg(dir.join("out.bin"))
@@ -249,7 +254,6 @@ fn check_c_example(cpu: CpuTarget) {
 /// entry point runs its own plan, and both match `ir::eval`.
 #[test]
 fn two_models_link_into_one_program() {
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     let dir = std::env::temp_dir().join(format!("whittle-aot-two-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let g = mlp();
@@ -299,29 +303,8 @@ int main(void) {
 "#;
     std::fs::write(dir.join("two.c"), src).unwrap();
     let app = dir.join("two");
-    let out = Command::new(&cc)
-        .args(["-std=c11", "-Wall", "-Werror", "-O2", "-I"])
-        .arg(&dir)
-        .arg(dir.join("two.c"))
-        .arg(dir.join("wide.o"))
-        .arg(dir.join("narrow.o"))
-        .arg(static_lib())
-        .args([
-            "-lm",
-            "-lpthread",
-            "-ldl",
-            "-static-libgcc",
-            "-Wl,--gc-sections",
-            "-o",
-        ])
-        .arg(&app)
-        .output()
-        .expect("run the C compiler");
-    assert!(
-        out.status.success(),
-        "cc failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let objects = ["two.c", "wide.o", "narrow.o"].map(|f| dir.join(f));
+    link_c(&dir, &objects, &app);
     let run = Command::new(&app).output().expect("run the program");
     assert!(
         run.status.success(),

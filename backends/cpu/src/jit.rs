@@ -156,16 +156,23 @@ impl Jit {
             return Err("the host has FMA but the Cranelift ISA flags do not enable it".into());
         }
         let builder = JITBuilder::with_isa(isa, default_libcall_names());
-        let module = JITModule::new(builder);
-        let ctx = module.make_context();
-        Ok(Jit {
-            module: Backing::Jit(Box::new(module)),
+        Ok(Jit::over(
+            Backing::Jit(Box::new(JITModule::new(builder))),
+            has_fma,
+        ))
+    }
+
+    /// An empty module over `module`.
+    fn over(mut module: Backing, has_fma: bool) -> Jit {
+        let ctx = module.module().make_context();
+        Jit {
+            module,
             ctx,
             fctx: FunctionBuilderContext::new(),
             has_fma,
             pending: Vec::new(),
             clif_dir: clif_dir(),
-        })
+        }
     }
 
     /// A module that emits the kernels into an object file named `name` (PIC ISA for
@@ -180,16 +187,10 @@ impl Jit {
         }
         let builder = ObjectBuilder::new(isa, format!("{name}.o"), default_libcall_names())
             .map_err(|e| format!("object builder: {e}"))?;
-        let module = ObjectModule::new(builder);
-        let ctx = module.make_context();
-        Ok(Jit {
-            module: Backing::Object(Box::new(module)),
-            ctx,
-            fctx: FunctionBuilderContext::new(),
+        Ok(Jit::over(
+            Backing::Object(Box::new(ObjectModule::new(builder))),
             has_fma,
-            pending: Vec::new(),
-            clif_dir: clif_dir(),
-        })
+        ))
     }
 
     /// Number of kernels defined so far.

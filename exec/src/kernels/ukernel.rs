@@ -41,33 +41,17 @@ pub struct Ukr {
     pub direct: Option<DirectFn>,
 }
 
+/// The kernels by name, fastest first (the portable one is last).
+const NAMES: [&str; 3] = ["avx512-8x32", "avx2-6x16", "portable-4x8"];
+
 impl Ukr {
     /// The fastest kernel this CPU runs.
     pub fn best() -> Ukr {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return Ukr {
-                    name: "avx512-8x32",
-                    mr: 8,
-                    nr: 32,
-                    f: avx512_8x32,
-                    direct: Some(avx512_8x32_direct),
-                };
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return Ukr {
-                    name: "avx2-6x16",
-                    mr: 6,
-                    nr: 16,
-                    f: avx2_6x16,
-                    direct: None,
-                };
-            }
-        }
-        Ukr::portable()
+        NAMES
+            .iter()
+            .find(|n| Ukr::runs_here(n))
+            .and_then(|n| Ukr::known(n))
+            .unwrap_or_else(Ukr::portable)
     }
 
     /// The plain-Rust kernel (any CPU).
@@ -78,6 +62,25 @@ impl Ukr {
             nr: 8,
             f: portable_4x8,
             direct: None,
+        }
+    }
+
+    /// Whether this CPU can run the kernel named `name`.
+    pub fn runs_here(name: &str) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            match name {
+                "avx512-8x32" => std::arch::is_x86_feature_detected!("avx512f"),
+                "avx2-6x16" => {
+                    std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                }
+                _ => name == "portable-4x8",
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            name == "portable-4x8"
         }
     }
 
@@ -110,37 +113,20 @@ impl Ukr {
         (name == "portable-4x8").then(Ukr::portable)
     }
 
-    /// Every kernel this CPU can run (for tests that compare them).
+    /// Every kernel this CPU can run (for tests that compare them); the AVX-512 tile
+    /// twice, reading packed A (`avx512-8x32`) and row-major A in place (`...-direct-a`).
     pub fn all_available() -> Vec<Ukr> {
-        let mut v = vec![Ukr::portable()];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                v.push(Ukr {
-                    name: "avx2-6x16",
-                    mr: 6,
-                    nr: 16,
-                    f: avx2_6x16,
-                    direct: None,
-                });
-            }
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                v.push(Ukr {
-                    name: "avx512-8x32",
-                    mr: 8,
-                    nr: 32,
-                    f: avx512_8x32,
-                    direct: None,
-                });
+        let mut v = Vec::new();
+        for n in NAMES.iter().rev().filter(|n| Ukr::runs_here(n)) {
+            let Some(k) = Ukr::known(n) else { continue };
+            if k.direct.is_some() {
+                v.push(Ukr { direct: None, ..k });
                 v.push(Ukr {
                     name: "avx512-8x32-direct-a",
-                    mr: 8,
-                    nr: 32,
-                    f: avx512_8x32,
-                    direct: Some(avx512_8x32_direct),
+                    ..k
                 });
+            } else {
+                v.push(k);
             }
         }
         v
@@ -158,9 +144,8 @@ impl serde::Serialize for Ukr {
 impl<'de> serde::Deserialize<'de> for Ukr {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Ukr, D::Error> {
         let name = String::deserialize(d)?;
-        std::iter::once(Ukr::best())
-            .chain(Ukr::all_available())
-            .find(|u| u.name == name)
+        Ukr::known(&name)
+            .filter(|_| Ukr::runs_here(&name))
             .ok_or_else(|| {
                 serde::de::Error::custom(format!(
                     "the plan uses the GEMM micro-kernel '{name}', which this CPU cannot run \
