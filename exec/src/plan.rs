@@ -39,8 +39,9 @@ pub struct ArenaPlan {
     pub total_bytes: usize,
 }
 
+/// `n` rounded up to [`ALIGN`], saturating (a plan that large is refused by the budget).
 fn align_up(n: usize) -> usize {
-    n.div_ceil(ALIGN) * ALIGN
+    n.div_ceil(ALIGN).saturating_mul(ALIGN)
 }
 
 /// Greedy planner: buffers in order of decreasing size each take the lowest aligned offset
@@ -57,21 +58,28 @@ pub fn plan_arena(reqs: &[BufferReq]) -> ArenaPlan {
         let mut busy: Vec<(usize, usize)> = placed
             .iter()
             .filter(|&&j| reqs[j].overlaps(&reqs[i]))
-            .map(|&j| (offsets[j], offsets[j] + align_up(reqs[j].bytes)))
+            .map(|&j| {
+                (
+                    offsets[j],
+                    offsets[j].saturating_add(align_up(reqs[j].bytes)),
+                )
+            })
             .collect();
         busy.sort_unstable();
-        let mut off = 0;
+        let mut off: usize = 0;
         for (s, e) in busy {
-            if off + size <= s {
+            if off.saturating_add(size) <= s {
                 break;
             }
             off = off.max(e);
         }
         offsets[i] = off;
-        peak = peak.max(off + size);
+        peak = peak.max(off.saturating_add(size));
         placed.push(i);
     }
-    let total_bytes = reqs.iter().map(|r| align_up(r.bytes)).sum();
+    let total_bytes = reqs
+        .iter()
+        .fold(0usize, |t, r| t.saturating_add(align_up(r.bytes)));
     ArenaPlan {
         offsets,
         peak_bytes: peak,

@@ -259,13 +259,18 @@ impl Plan {
     /// Runs the plan on inputs already matched to `self.inputs` (same order, dtypes, shapes).
     pub fn run(&self, ins: Vec<&Tensor>) -> Result<Vec<(String, Tensor)>, RuntimeError> {
         let floats = self.arena.peak_bytes / 4 + 16;
-        let mut arena = self
+        let arena = self
             .spare
             .lock()
             .ok()
             .and_then(|mut v| v.pop())
-            .filter(|a| a.len() >= floats)
-            .unwrap_or_else(|| vec![0f32; floats]);
+            .filter(|a| a.len() >= floats);
+        let mut arena = match arena {
+            Some(a) => a,
+            None => {
+                whittle_ir::limits::try_vec(floats, 0f32, "the plan's arena").map_err(internal)?
+            }
+        };
         let base = arena.as_mut_ptr();
         let skew = base.align_offset(plan::ALIGN);
         // SAFETY: the arena has 16 spare floats for the alignment skew.

@@ -154,7 +154,7 @@ impl ExtOp {
         let outs = &p[n_in..];
         let in0 = || ins.first().copied().ok_or("missing input");
         match self {
-            ExtOp::Ew(e) => e.run(&ins, outs[0]),
+            ExtOp::Ew(e) => e.run(&ins, outs[0])?,
             ExtOp::Copy(c) => c.run(ins.first().copied().unwrap_or(std::ptr::null()), outs[0]),
             ExtOp::Strided(c) => c.run(in0()?, outs[0]),
             ExtOp::GatherElems(g) => {

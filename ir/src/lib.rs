@@ -8,6 +8,7 @@ mod error;
 pub mod eval;
 mod graph;
 pub mod infer;
+pub mod limits;
 mod op;
 mod op_info;
 mod shape;

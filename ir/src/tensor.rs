@@ -244,8 +244,12 @@ pub struct Tensor {
 impl Tensor {
     /// Builds a tensor; the element count must match the shape.
     pub fn new(shape: Vec<usize>, data: TensorData) -> Result<Tensor, IrError> {
-        let n: usize = shape.iter().product();
         let len = dispatch_data!(&data, v => v.len());
+        let n = crate::limits::numel(&shape).ok_or_else(|| {
+            IrError::Tensor(format!(
+                "shape {shape:?} has more elements than memory can address"
+            ))
+        })?;
         if n != len {
             return Err(IrError::Tensor(format!(
                 "shape {shape:?} holds {n} elements but {len} were given"
@@ -293,12 +297,11 @@ impl Tensor {
         fn conv<T: Element>(b: &[u8], sz: usize) -> TensorData {
             T::wrap(b.chunks_exact(sz).map(T::read_le).collect())
         }
-        let n: usize = shape.iter().product();
         let sz = dtype.size_of();
-        if bytes.len() != n * sz {
+        let need = crate::limits::byte_size(&shape, sz).map_err(IrError::Tensor)?;
+        if bytes.len() != need {
             return Err(IrError::Tensor(format!(
-                "{dtype}{shape:?} needs {} bytes of data, found {}",
-                n * sz,
+                "{dtype}{shape:?} needs {need} bytes of data, found {}",
                 bytes.len()
             )));
         }

@@ -115,7 +115,7 @@ fn eval_mask(
             return None;
         }
         let refs: Vec<Option<&Tensor>> = vals.iter().map(|v| v.as_ref()).collect();
-        let outs = whittle_ir::eval::eval_op(&node.op, &refs, node.outputs.len()).ok()?;
+        let outs = whittle_ir::eval::eval_op_checked(&node.op, &refs, node.outputs.len()).ok()?;
         for (p, t) in outs.into_iter().enumerate() {
             env.insert(Value::new(id, p), t);
         }

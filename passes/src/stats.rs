@@ -28,8 +28,7 @@ pub fn params(g: &Graph) -> u64 {
     g.node_ids()
         .filter_map(|id| g.node(id).op.as_constant())
         .filter(|t| t.dtype().is_float())
-        .map(|t| t.len() as u64)
-        .sum()
+        .fold(0u64, |a, t| a.saturating_add(t.len() as u64))
 }
 
 fn dims(g: &Graph, v: Option<Value>) -> Option<Vec<u64>> {
@@ -49,29 +48,29 @@ fn dims(g: &Graph, v: Option<Value>) -> Option<Vec<u64>> {
 /// Estimated FLOPs of one node (0 for ops that are not counted).
 pub fn node_flops(g: &Graph, id: NodeId) -> u64 {
     let out = dims(g, Some(Value::new(id, 0))).unwrap_or_default();
-    let out_elems: u64 = out.iter().product();
+    let out_elems = prod(&out);
     let a = dims(g, g.input(id, 0)).unwrap_or_default();
     let w = dims(g, g.input(id, 1)).unwrap_or_default();
     match &g.node(id).op {
         Op::MatMul | Op::FusedMatMul { .. } => {
             // K is the last axis of A (or its only axis).
             let k = a.last().copied().unwrap_or(0);
-            2 * out_elems * k
+            prod(&[2, out_elems, k])
         }
         Op::Gemm { trans_a, .. } => {
             let k = if *trans_a { a.first() } else { a.get(1) };
-            2 * out_elems * k.copied().unwrap_or(0)
+            prod(&[2, out_elems, k.copied().unwrap_or(0)])
         }
         Op::Conv { .. } => {
             // W: [M, C/group, k...]; every output element reads C/group·prod(k) inputs.
-            let per: u64 = w.iter().skip(1).product();
-            2 * out_elems * if w.len() >= 2 { per } else { 0 }
+            let per = prod(&w[w.len().min(1)..]);
+            prod(&[2, out_elems, if w.len() >= 2 { per } else { 0 }])
         }
         Op::ConvTranspose { .. } => {
             // W: [C, M/group, k...]; every input element writes M/group·prod(k) outputs.
-            let in_elems: u64 = a.iter().product();
-            let per: u64 = w.iter().skip(1).product();
-            2 * in_elems * if w.len() >= 2 { per } else { 0 }
+            let in_elems = prod(&a);
+            let per = prod(&w[w.len().min(1)..]);
+            prod(&[2, in_elems, if w.len() >= 2 { per } else { 0 }])
         }
         Op::Attention { .. } => {
             // Q·Kᵀ and P·V per head: 2·B·Sq·Sk·(D + Dv) = 2·Sk·(E + Ev)·B·Sq.
@@ -79,15 +78,21 @@ pub fn node_flops(g: &Graph, id: NodeId) -> u64 {
             let e = a.last().copied().unwrap_or(0);
             let ev = out.last().copied().unwrap_or(0);
             let rows = out_elems / ev.max(1);
-            2 * rows * k_len * (e + ev)
+            prod(&[2, rows, k_len, e.saturating_add(ev)])
         }
         _ => 0,
     }
 }
 
+/// Product of `dims`, saturating: an estimate of a model that does not fit stays finite.
+fn prod(dims: &[u64]) -> u64 {
+    dims.iter().fold(1u64, |a, &b| a.saturating_mul(b))
+}
+
 /// Estimated FLOPs of the whole graph.
 pub fn flops(g: &Graph) -> u64 {
-    g.node_ids().map(|id| node_flops(g, id)).sum()
+    g.node_ids()
+        .fold(0u64, |a, id| a.saturating_add(node_flops(g, id)))
 }
 
 #[cfg(test)]

@@ -83,10 +83,17 @@ pub fn plan_parts_for(
     j: &mut jit::Jit,
     ukr: Ukr,
 ) -> Result<PlanParts, RuntimeError> {
+    check_budget(graph)?;
     let mut prog = lower::lower(graph, j, ukr)?;
     // Weights that only feed GEMMs now live as packed copies: let the unpacked go.
     consts::release_unread(&mut prog.consts, &prog.steps, &prog.outputs);
+    for b in &prog.buffers {
+        whittle_ir::limits::check_alloc(b.bytes as u64, "a tensor of the plan")
+            .map_err(internal)?;
+    }
     let arena = plan::plan_arena(&prog.buffers);
+    whittle_ir::limits::check_alloc(arena.peak_bytes as u64, "the plan's arena")
+        .map_err(internal)?;
     Ok(PlanParts {
         steps: prog.steps,
         consts: prog.consts.into_iter().map(ConstBuf::Tensor).collect(),
@@ -96,6 +103,26 @@ pub fn plan_parts_for(
         ukr,
         kernel_count: j.kernel_count(),
     })
+}
+
+/// Refuses, before anything is lowered or folded, a graph with a value that does not fit the
+/// memory budget (`whittle_ir::limits`), naming the node.
+fn check_budget(graph: &Graph) -> Result<(), RuntimeError> {
+    for id in graph.node_ids() {
+        let n = graph.node(id);
+        if n.op.as_constant().is_some() {
+            continue; // already in memory
+        }
+        for (p, vi) in n.outputs.iter().enumerate() {
+            let Some(shape) = vi.ty.concrete_shape() else {
+                continue;
+            };
+            let what = format!("output {p} ('{}')", vi.name);
+            whittle_ir::limits::check_tensor(&shape, vi.ty.dtype.size_of(), &what)
+                .map_err(|m| lower::unsupported(graph, id, m))?;
+        }
+    }
+    Ok(())
 }
 
 /// Lowers, plans and JIT-compiles `graph` (all shapes concrete).

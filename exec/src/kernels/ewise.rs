@@ -274,11 +274,14 @@ impl Ewise {
 
     /// # Safety
     /// `ins[k]` holds the input `k` of the geometry; `out` `numel` values of `out_dt`.
-    pub unsafe fn run(&self, ins: &[*const u8], out: *mut u8) {
+    /// Integer division or modulo by zero, and an integer to a negative power, are errors
+    /// (as in onnxruntime and the reference), reported after the pass over the output.
+    pub unsafe fn run(&self, ins: &[*const u8], out: *mut u8) -> Result<(), String> {
         let n = self.numel();
         if n == 0 {
-            return;
+            return Ok(());
         }
+        let fault = std::sync::atomic::AtomicU8::new(0);
         let r = self.out.len();
         let inner = if r == 0 { 1 } else { self.out[r - 1] };
         let rows = n / inner.max(1);
@@ -322,7 +325,10 @@ impl Ewise {
                         }
                     }
                     // SAFETY: o < numel.
-                    unsafe { self.apply(fl, &fv[..k], &iv[..k], op.get(), o) };
+                    let f = unsafe { self.apply(fl, &fv[..k], &iv[..k], op.get(), o) };
+                    if f != 0 {
+                        fault.store(f, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
                 for d in (0..idx.len()).rev() {
                     idx[d] += 1;
@@ -333,9 +339,15 @@ impl Ewise {
                 }
             }
         });
+        match fault.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => Ok(()),
+            FAULT_DIV_ZERO => Err("integer division by zero".into()),
+            _ => Err("integers to negative integer powers are not allowed".into()),
+        }
     }
 
-    unsafe fn apply(&self, fl: bool, f: &[f64], i: &[i128], out: *mut u8, o: usize) {
+    /// Computes and stores one element; 0, or the fault (`FAULT_*`) of an integer op.
+    unsafe fn apply(&self, fl: bool, f: &[f64], i: &[i128], out: *mut u8, o: usize) -> u8 {
         use BinaryOp::*;
         let dt = self.out_dt;
         let cmp = |op: BinaryOp, lt: bool, eq: bool, gt: bool| -> bool {
@@ -380,6 +392,14 @@ impl Ewise {
             }
             EwFn::Binary(b) => {
                 let (p, q) = (i[0], i[1]);
+                if q == 0 && matches!(b, Div | Mod | FMod) {
+                    st_i(dt, out, o, 0);
+                    return FAULT_DIV_ZERO;
+                }
+                if q < 0 && b == Pow {
+                    st_i(dt, out, o, 0);
+                    return FAULT_NEG_POW;
+                }
                 let r = match b {
                     Add => p.wrapping_add(q),
                     Sub => p.wrapping_sub(q),
@@ -512,8 +532,13 @@ impl Ewise {
                 )
             }
         }
+        0
     }
 }
+
+/// Faults of integer elementwise ops, reported once per run of the kernel.
+const FAULT_DIV_ZERO: u8 = 1;
+const FAULT_NEG_POW: u8 = 2;
 
 #[cfg(test)]
 mod tests {
@@ -539,7 +564,10 @@ mod tests {
             out_dt: DType::Bool,
         };
         e.check().unwrap();
-        unsafe { e.run(&[a.as_ptr() as _, b.as_ptr() as _], out.as_mut_ptr()) };
+        unsafe {
+            e.run(&[a.as_ptr() as _, b.as_ptr() as _], out.as_mut_ptr())
+                .unwrap()
+        };
         assert_eq!(out, [1, 0, 1]);
         let x = [10i32, 20, 30];
         let y = [-1i32];
@@ -556,6 +584,7 @@ mod tests {
                 &[out.as_ptr(), x.as_ptr() as _, y.as_ptr() as _],
                 o.as_mut_ptr() as _,
             )
+            .unwrap()
         };
         assert_eq!(o, [10, -1, 30]);
     }
@@ -575,7 +604,10 @@ mod tests {
             in_dt: vec![DType::F32, DType::I64],
             out_dt: DType::F32,
         };
-        unsafe { e.run(&[a.as_ptr() as _, b.as_ptr() as _], o.as_mut_ptr() as _) };
+        unsafe {
+            e.run(&[a.as_ptr() as _, b.as_ptr() as _], o.as_mut_ptr() as _)
+                .unwrap()
+        };
         assert_eq!(o, [8.0, 27.0]);
     }
 }

@@ -382,9 +382,17 @@ impl AxisOp {
                         AxisFn::TopK { k, largest } => {
                             let mut ord: Vec<usize> = (0..ax).collect();
                             ord.sort_by(|&a, &b| {
-                                let c = line[a]
-                                    .partial_cmp(&line[b])
-                                    .unwrap_or(std::cmp::Ordering::Equal);
+                                // numpy order, as ir::eval: integers exactly, NaN above
+                                // every float (a total order, so the sort is sound).
+                                let c = if dt.is_float() {
+                                    line[a].is_nan().cmp(&line[b].is_nan()).then(
+                                        line[a]
+                                            .partial_cmp(&line[b])
+                                            .unwrap_or(std::cmp::Ordering::Equal),
+                                    )
+                                } else {
+                                    iline[a].cmp(&iline[b])
+                                };
                                 let c = if largest { c.reverse() } else { c };
                                 c.then(a.cmp(&b))
                             });

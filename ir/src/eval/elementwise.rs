@@ -262,7 +262,10 @@ pub fn binary(op: BinaryOp, ins: &[Option<&Tensor>]) -> OpResult {
     let mut out = Vec::with_capacity(ma.len());
     for (&i, &j) in ma.iter().zip(mb) {
         let (p, q) = (x[i], y[j]);
-        // Division by zero gives 0, as numpy does for integers.
+        // Integer division by zero is an error, as in onnxruntime.
+        if q == 0 && matches!(op, Div | Mod | FMod) {
+            return Err("integer division by zero".into());
+        }
         let r = match op {
             Add => p.wrapping_add(q),
             Sub => p.wrapping_sub(q),

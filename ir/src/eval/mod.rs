@@ -210,11 +210,13 @@ pub fn run(g: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>
         let outs = {
             let args: Vec<Option<&Tensor>> =
                 ins.iter().map(|v| v.and_then(|v| env.get(&v))).collect();
-            eval_op(&node.op, &args, node.outputs.len()).map_err(|msg| IrError::Eval {
+            let err = |msg| IrError::Eval {
                 node: node.name.clone(),
                 op: node.op.kind_name(),
                 msg,
-            })?
+            };
+            check_output_sizes(&node.op, &args, node.outputs.len()).map_err(err)?;
+            eval_op(&node.op, &args, node.outputs.len()).map_err(err)?
         };
         for v in ins.into_iter().flatten() {
             if let Some(u) = uses.get_mut(&v) {
@@ -241,6 +243,49 @@ pub fn run(g: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>
             Ok((o.name.clone(), t))
         })
         .collect()
+}
+
+/// [`eval_op`] after checking that the outputs fit in memory (see [`crate::limits`]): what
+/// constant folding and every other caller outside [`run`] should use on model data.
+pub fn eval_op_checked(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult {
+    check_output_sizes(op, ins, num_outputs)?;
+    eval_op(op, ins, num_outputs)
+}
+
+/// The output types inference gives for `op` on these concrete inputs, or `None` where it
+/// cannot tell (the kernel then checks for itself).
+pub(crate) fn inferred_outputs(
+    op: &Op,
+    args: &[Option<&Tensor>],
+    num_outputs: usize,
+) -> Option<Vec<crate::TensorType>> {
+    if matches!(op, Op::Constant(_) | Op::Identity | Op::Input(_)) {
+        return None;
+    }
+    let types: Vec<Option<crate::TensorType>> = args
+        .iter()
+        .map(|a| a.map(|t| crate::TensorType::fixed(t.dtype(), t.shape())))
+        .collect();
+    let type_refs: Vec<Option<&crate::TensorType>> = types.iter().map(Option::as_ref).collect();
+    crate::infer::infer_node(op, &type_refs, args, num_outputs).ok()
+}
+
+/// Refuses a node whose outputs, inferred from the concrete inputs, would not fit in memory
+/// (an overflowing shape, or more than the budget of [`crate::limits`]), before any kernel
+/// allocates them.
+fn check_output_sizes(op: &Op, args: &[Option<&Tensor>], num_outputs: usize) -> Result<(), String> {
+    let Some(outs) = inferred_outputs(op, args, num_outputs) else {
+        return Ok(());
+    };
+    let mut total: u64 = 0;
+    for (p, ty) in outs.iter().enumerate() {
+        if let Some(shape) = ty.concrete_shape() {
+            let bytes = crate::limits::byte_size(&shape, ty.dtype.size_of())
+                .map_err(|e| format!("output {p}: {e}"))?;
+            total = total.saturating_add(bytes as u64);
+        }
+    }
+    crate::limits::check_alloc(total, "the outputs")
 }
 
 /// Checks one input value against its declared type: dtype, rank, known dimensions, and

@@ -230,39 +230,7 @@ pub fn split(axis: i64, num_outputs: usize, ins: &[Option<&Tensor>]) -> OpResult
     Ok(outs)
 }
 
-/// Numpy slice bounds for one axis: `(first index, step, count)`.
-pub(crate) fn slice_range(
-    start: i64,
-    end: i64,
-    step: i64,
-    dim: usize,
-) -> Result<(i64, i64, usize), String> {
-    if step == 0 {
-        return Err("slice step cannot be 0".into());
-    }
-    let n = dim as i64;
-    let norm = |v: i64, lo: i64, hi: i64| {
-        let v = if v < 0 { v.saturating_add(n) } else { v };
-        v.clamp(lo, hi)
-    };
-    let (s, e) = if step > 0 {
-        (norm(start, 0, n), norm(end, 0, n))
-    } else {
-        (norm(start, -1, n - 1), norm(end, -1, n - 1))
-    };
-    let count = if step > 0 {
-        if e > s {
-            (e - s + step - 1) / step
-        } else {
-            0
-        }
-    } else if s > e {
-        (s - e + (-step) - 1) / (-step)
-    } else {
-        0
-    };
-    Ok((s, step, count as usize))
-}
+pub(crate) use crate::infer::slice_range;
 
 /// `data, starts, ends, axes?, steps? → y` with numpy slicing semantics per axis.
 pub fn slice(ins: &[Option<&Tensor>]) -> OpResult {

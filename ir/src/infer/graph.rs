@@ -71,6 +71,7 @@ pub fn specialize(g: &mut Graph, input_shapes: &[(&str, Vec<usize>)]) -> Result<
                 }
             }
         }
+        crate::limits::byte_size(shape, ty.dtype.size_of()).map_err(err)?;
         fixed.push((g.inputs()[i], TensorType::fixed(ty.dtype, shape)));
     }
     // Bound symbols become known everywhere (declared value types included).
@@ -211,6 +212,10 @@ fn infer_one(g: &mut Graph, id: NodeId, cx: &mut Cx) -> Result<(), IrError> {
     for (p, (t, vi)) in inferred.iter().zip(&node.outputs).enumerate() {
         let m = merge_types(&vi.ty, t)
             .map_err(|m| infer_err(g, id, format!("output {p} ('{}'): {m}", vi.name)))?;
+        if let Some(dims) = m.concrete_shape() {
+            crate::limits::byte_size(&dims, m.dtype.size_of())
+                .map_err(|e| infer_err(g, id, format!("output {p} ('{}'): {e}", vi.name)))?;
+        }
         merged.push(m);
     }
     let ins = Ins {
@@ -334,7 +339,17 @@ pub fn eval_fold(
     args: &[Option<&Tensor>],
     limit: usize,
 ) -> Option<Vec<Tensor>> {
-    let outs = crate::eval::eval_op(&node.op, args, node.outputs.len()).ok()?;
+    // Outputs known to be too big are not computed at all.
+    if let Some(tys) = crate::eval::inferred_outputs(&node.op, args, node.outputs.len()) {
+        let too_big = |t: &TensorType| {
+            t.concrete_shape()
+                .is_some_and(|s| crate::limits::numel(&s).is_none_or(|n| n > limit))
+        };
+        if tys.iter().any(too_big) {
+            return None;
+        }
+    }
+    let outs = crate::eval::eval_op_checked(&node.op, args, node.outputs.len()).ok()?;
     check_fold(node, outs, limit)
 }
 

@@ -23,7 +23,7 @@ pub(crate) use graph::input_info;
 pub use graph::{
     eval_fold, infer_graph, merge_types, remove_dead_nodes, specialize, FOLD_MAX_ELEMENTS,
 };
-pub use movement::slice_len;
+pub use movement::{slice_len, slice_range};
 
 use crate::{BinaryOp, DType, Dim, Op, Tensor, TensorType};
 use dims::{norm_axis, Ins};

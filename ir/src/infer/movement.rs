@@ -326,6 +326,18 @@ pub fn split(axis: i64, n: usize, ins: &Ins, gen: &mut SymGen) -> Result<Vec<Ten
 
 /// Number of elements of Python's `range(*slice(start, end, step).indices(dim))`.
 pub fn slice_len(dim: usize, start: i64, end: i64, step: i64) -> Result<usize, String> {
+    Ok(slice_range(start, end, step, dim)?.2)
+}
+
+/// ONNX/numpy Slice bounds for one axis of size `dim`: `(first index, step, count)`. The
+/// arithmetic runs in i128, so steps and bounds at the i64 extremes clamp instead of
+/// wrapping. The one definition that inference, `ir::eval` and the backends share.
+pub fn slice_range(
+    start: i64,
+    end: i64,
+    step: i64,
+    dim: usize,
+) -> Result<(i64, i64, usize), String> {
     if step == 0 {
         return Err("slice step cannot be 0".into());
     }
@@ -335,22 +347,22 @@ pub fn slice_len(dim: usize, start: i64, end: i64, step: i64) -> Result<usize, S
         let v = if v < 0 { v + n } else { v };
         v.clamp(lo, hi)
     };
-    let len = if st > 0 {
+    let (first, count) = if st > 0 {
         let (s, e) = (norm(s, 0, n), norm(e, 0, n));
-        if e > s {
-            (e - s + st - 1) / st
-        } else {
-            0
-        }
+        (s, if e > s { (e - s + st - 1) / st } else { 0 })
     } else {
         let (s, e) = (norm(s, -1, n - 1), norm(e, -1, n - 1));
-        if s > e {
-            (s - e + (-st) - 1) / (-st)
-        } else {
-            0
-        }
+        (
+            s,
+            if s > e {
+                (s - e + (-st) - 1) / (-st)
+            } else {
+                0
+            },
+        )
     };
-    Ok(len as usize)
+    // first ∈ [-1, n] and count ≤ n: both fit.
+    Ok((first as i64, step, count as usize))
 }
 
 /// `data, starts, ends, axes?, steps? → y`.

@@ -41,6 +41,12 @@ fn geometry(w: &Window, n: usize, kernel_from_weight: Option<&[Dim]>) -> Result<
             kernel.len()
         ));
     }
+    if kernel.contains(&Dim::Known(0)) {
+        return Err(format!(
+            "kernel shape {} must have {n} positive entries",
+            show_dims(&kernel)
+        ));
+    }
     let strides = fill(&w.strides, n, 1, "strides")?;
     if strides.contains(&0) {
         return Err(format!("strides must be positive, got {:?}", w.strides));
@@ -131,7 +137,9 @@ fn preserves_size(
     }
     match (auto_pad, kernel) {
         (AutoPad::SameUpper | AutoPad::SameLower, _) => true,
-        (AutoPad::NotSet, Dim::Known(k)) => pb + pe == (k.saturating_sub(1)) * dilation,
+        (AutoPad::NotSet, Dim::Known(k)) => {
+            pb.saturating_add(pe) == k.saturating_sub(1).saturating_mul(dilation)
+        }
         (AutoPad::Valid, Dim::Known(k)) => *k == 1,
         _ => false,
     }

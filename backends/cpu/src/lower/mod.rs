@@ -386,7 +386,7 @@ impl Lowerer<'_> {
             }
         }
         let refs: Vec<Option<&Tensor>> = ts.iter().map(|t| t.as_deref()).collect();
-        let outs = whittle_ir::eval::eval_op(&n.op, &refs, n.outputs.len())
+        let outs = whittle_ir::eval::eval_op_checked(&n.op, &refs, n.outputs.len())
             .map_err(|e| unsupported(g, id, format!("constant folding failed: {e}")))?;
         for (p, t) in outs.into_iter().enumerate() {
             self.prog.consts.push(Arc::new(t));
@@ -396,63 +396,119 @@ impl Lowerer<'_> {
         Ok(true)
     }
 
-    /// Builds the expression of `v` into `e`; returns its node index.
-    fn expr(
+    /// The node index of operand `v` in `e`: a scalar constant becomes an immediate, a value
+    /// computed outside the group a leaf, an inlined node the index it was built at.
+    fn operand(
         &self,
         v: Value,
         inlined: &HashSet<NodeId>,
+        built: &HashMap<NodeId, usize>,
         e: &mut FusedExpr,
         leaves: &mut Vec<Value>,
-    ) -> Result<usize, RuntimeError> {
+    ) -> usize {
         if let Some(t) = self.const_f32(v).filter(|t| t.len() == 1) {
             let x = t
                 .as_slice::<f32>()
                 .and_then(|s| s.first().copied())
                 .unwrap_or(0.0);
             e.nodes.push(ENode::Imm(x));
-            return Ok(e.nodes.len() - 1);
+            return e.nodes.len() - 1;
         }
-        if !inlined.contains(&v.node) {
-            let i = leaves.iter().position(|&l| l == v).unwrap_or_else(|| {
-                leaves.push(v);
-                leaves.len() - 1
-            });
-            e.nodes.push(ENode::Leaf(i));
-            return Ok(e.nodes.len() - 1);
+        if inlined.contains(&v.node) {
+            if let Some(&i) = built.get(&v.node) {
+                return i;
+            }
         }
-        self.node_expr(v.node, inlined, e, leaves)
+        let i = leaves.iter().position(|&l| l == v).unwrap_or_else(|| {
+            leaves.push(v);
+            leaves.len() - 1
+        });
+        e.nodes.push(ENode::Leaf(i));
+        e.nodes.len() - 1
     }
 
+    /// The input ports of `id` that a fused expression reads as operands.
+    fn expr_ports(&self, id: NodeId) -> Vec<usize> {
+        let ins = self.g.node_inputs(id);
+        match &self.g.node(id).op {
+            Op::Binary(_) => vec![0, 1],
+            Op::Variadic(_) => (0..ins.len()).filter(|&p| ins[p].is_some()).collect(),
+            _ => vec![0],
+        }
+    }
+
+    /// Builds the expression of `root` and the inlined nodes under it into `e`; returns the
+    /// root's node index. The walk is iterative (post-order with an explicit stack), so a
+    /// chain of any length costs no native stack; every inlined node has one consumer, so
+    /// the group is a tree and each node is built once.
     fn node_expr(
+        &self,
+        root: NodeId,
+        inlined: &HashSet<NodeId>,
+        e: &mut FusedExpr,
+        leaves: &mut Vec<Value>,
+    ) -> Result<usize, RuntimeError> {
+        let g = self.g;
+        let mut order: Vec<NodeId> = Vec::new();
+        let mut stack: Vec<(NodeId, bool)> = vec![(root, false)];
+        while let Some((id, expanded)) = stack.pop() {
+            if expanded {
+                order.push(id);
+                continue;
+            }
+            stack.push((id, true));
+            let ins = g.node_inputs(id);
+            for &p in self.expr_ports(id).iter().rev() {
+                let v = ins
+                    .get(p)
+                    .copied()
+                    .flatten()
+                    .ok_or_else(|| unsupported(g, id, format!("missing input {p}")))?;
+                if inlined.contains(&v.node) && self.const_f32(v).is_none() {
+                    stack.push((v.node, false));
+                }
+            }
+        }
+        let mut built: HashMap<NodeId, usize> = HashMap::new();
+        for id in order {
+            let i = self.build_node(id, inlined, &built, e, leaves)?;
+            built.insert(id, i);
+        }
+        built
+            .get(&root)
+            .copied()
+            .ok_or_else(|| unsupported(g, root, "empty fused expression"))
+    }
+
+    /// Appends one node of a fused expression; its inlined operands are already built.
+    fn build_node(
         &self,
         id: NodeId,
         inlined: &HashSet<NodeId>,
+        built: &HashMap<NodeId, usize>,
         e: &mut FusedExpr,
         leaves: &mut Vec<Value>,
     ) -> Result<usize, RuntimeError> {
         let g = self.g;
         let n = g.node(id);
         let ins = g.node_inputs(id);
-        let arg =
-            |p: usize, e: &mut FusedExpr, leaves: &mut Vec<Value>| -> Result<usize, RuntimeError> {
-                let v = ins
-                    .get(p)
-                    .copied()
-                    .flatten()
-                    .ok_or_else(|| unsupported(g, id, format!("missing input {p}")))?;
-                self.expr(v, inlined, e, leaves)
-            };
+        let mut arg = |p: usize, e: &mut FusedExpr| -> Result<usize, RuntimeError> {
+            let v = ins
+                .get(p)
+                .copied()
+                .flatten()
+                .ok_or_else(|| unsupported(g, id, format!("missing input {p}")))?;
+            Ok(self.operand(v, inlined, built, e, leaves))
+        };
         let node = match &n.op {
-            Op::Unary(u) => ENode::Unary(*u, arg(0, e, leaves)?),
+            Op::Unary(u) => ENode::Unary(*u, arg(0, e)?),
             Op::Binary(b) => {
-                let a = arg(0, e, leaves)?;
-                ENode::Binary(*b, a, arg(1, e, leaves)?)
+                let a = arg(0, e)?;
+                ENode::Binary(*b, a, arg(1, e)?)
             }
-            Op::LeakyRelu { alpha } => ENode::LeakyRelu(*alpha, arg(0, e, leaves)?),
-            Op::HardSigmoid { alpha, beta } => {
-                ENode::HardSigmoid(*alpha, *beta, arg(0, e, leaves)?)
-            }
-            Op::Gelu { approximate } => ENode::Gelu(*approximate, arg(0, e, leaves)?),
+            Op::LeakyRelu { alpha } => ENode::LeakyRelu(*alpha, arg(0, e)?),
+            Op::HardSigmoid { alpha, beta } => ENode::HardSigmoid(*alpha, *beta, arg(0, e)?),
+            Op::Gelu { approximate } => ENode::Gelu(*approximate, arg(0, e)?),
             Op::Clip => {
                 let bound = |p: usize| -> Result<Option<f32>, RuntimeError> {
                     match ins.get(p).copied().flatten() {
@@ -471,16 +527,16 @@ impl Lowerer<'_> {
                     }
                 };
                 let (lo, hi) = (bound(1)?, bound(2)?);
-                ENode::Clip(lo, hi, arg(0, e, leaves)?)
+                ENode::Clip(lo, hi, arg(0, e)?)
             }
             Op::Variadic(op) => {
-                let ports: Vec<usize> = (0..ins.len()).filter(|&p| ins[p].is_some()).collect();
+                let ports = self.expr_ports(id);
                 let Some((&first, rest)) = ports.split_first() else {
                     return Err(unsupported(g, id, "needs at least one input"));
                 };
-                let mut acc = arg(first, e, leaves)?;
+                let mut acc = arg(first, e)?;
                 for &p in rest {
-                    let b = arg(p, e, leaves)?;
+                    let b = arg(p, e)?;
                     e.nodes.push(match op {
                         VariadicOp::Min => ENode::Min(acc, b),
                         VariadicOp::Max => ENode::Max(acc, b),

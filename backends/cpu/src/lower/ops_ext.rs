@@ -436,6 +436,7 @@ impl Lowerer<'_> {
                     .unwrap_or(0);
                 let (r, c) = (sx[sx.len() - 2], sx[sx.len() - 1]);
                 let n: usize = sx.iter().product();
+                whittle_ir::limits::check_alloc(n as u64 * 8, "the index table").map_err(err)?;
                 let src_idx = (0..n)
                     .map(|i| {
                         let (row, col) = ((i / c.max(1)) % r.max(1), i % c.max(1));
@@ -465,6 +466,7 @@ impl Lowerer<'_> {
                 let st = dense(&sx);
                 let ost = dense(&oshape);
                 let n: usize = oshape.iter().product();
+                whittle_ir::limits::check_alloc(n as u64 * 8, "the index table").map_err(err)?;
                 let src_idx = (0..n)
                     .map(|i| {
                         (0..sx.len())
@@ -572,6 +574,11 @@ impl Lowerer<'_> {
         let mut before = vec![0i64; r];
         for (i, &a) in axes.iter().enumerate() {
             before[a] = pads[i];
+            if mode != PadMode::Constant && sx[a] == 0 && oshape[a] > 0 {
+                return Err(err(format!(
+                    "cannot pad an empty axis {a} in {mode:?} mode"
+                )));
+            }
         }
         let elem = self.dtype(x).size_of();
         let fill = match g.input(id, 2) {
@@ -591,6 +598,8 @@ impl Lowerer<'_> {
         let st = dense(&sx);
         let ost = dense(&oshape);
         let n: usize = oshape.iter().product();
+        whittle_ir::limits::check_alloc(n as u64 * 8, "the index table")
+            .map_err(|m| unsupported(self.g, id, m))?;
         let mut src_idx = Vec::with_capacity(n);
         for i in 0..n {
             let mut off = 0usize;

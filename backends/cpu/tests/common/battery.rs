@@ -106,8 +106,30 @@ impl Case {
             .iter()
             .map(|(n, t)| (n.as_str(), t.clone()))
             .collect();
-        let want = whittle_ir::eval::run(g, &ins)
-            .map_err(|e| TestCaseError::fail(format!("eval (generator bug?): {e}")))?;
+        let want = match whittle_ir::eval::run(g, &ins) {
+            Ok(w) => w,
+            // A run-time error of the reference (integer division by zero, ...) must be the
+            // cpu backend's too, with the same message.
+            Err(whittle_ir::IrError::Eval { msg, .. }) => {
+                let got = CpuBackend::default()
+                    .compile(g)
+                    .and_then(|exe| exe.run(&ins).map(|_| ()));
+                let e = match got {
+                    Ok(()) => {
+                        return Err(TestCaseError::fail(format!("eval failed ({msg}), cpu ran")))
+                    }
+                    Err(e) => e.to_string(),
+                };
+                prop_assert!(
+                    e.contains(&msg),
+                    "eval failed with '{}', cpu with '{}'",
+                    msg,
+                    e
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(TestCaseError::fail(format!("eval (generator bug?): {e}"))),
+        };
         let exe = match CpuBackend::default().compile(g) {
             Ok(exe) => exe,
             Err(e) => {

@@ -212,7 +212,10 @@ pub fn pad(mode: PadMode, ins: &[Option<&Tensor>]) -> OpResult {
     let mut shape = x.shape().to_vec();
     for (i, &a) in axes.iter().enumerate() {
         begin[a] = pads[i];
-        let d = x.shape()[a] as i64 + pads[i] + pads[axes.len() + i];
+        let d = (x.shape()[a] as i64)
+            .checked_add(pads[i])
+            .and_then(|d| d.checked_add(pads[axes.len() + i]))
+            .ok_or_else(|| format!("pads {pads:?} overflow axis {a}"))?;
         shape[a] = to_sizes(&[d], "padded shape")?[0];
         if mode != PadMode::Constant && x.shape()[a] == 0 && d > 0 {
             return Err(format!("cannot pad an empty axis {a} in {mode:?} mode"));
