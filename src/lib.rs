@@ -15,6 +15,11 @@ pub use api::{
     TensorSlice, TensorView, ViewElement,
 };
 
+/// The process-wide memory budget: the most bytes one allocation sized by a model or an
+/// input may take (0 restores the default, the machine's physical memory). Over it, load,
+/// compile and run return an error naming the node and the bytes instead of aborting.
+pub use whittle_ir::limits::{max_memory, set_max_memory};
+
 use whittle_runtime::{Backend, ReferenceBackend};
 
 /// The names accepted by `--backend`.

@@ -78,6 +78,12 @@ typedef struct whittle_tensor {
  * succeeded. Never NULL; valid until the next whittle_* call on this thread. */
 const char* whittle_last_error(void);
 
+/* Sets the memory budget of the whole process: the most bytes one allocation sized by a
+ * model or an input may take (tensors, the arena). Over it, loading, compiling or running
+ * fails (WHITTLE_ERR_LOAD / _COMPILE / _RUN) with a message naming the node and the bytes.
+ * 0 restores the default (the machine's physical memory). Always WHITTLE_OK. */
+int whittle_set_max_memory(uint64_t bytes);
+
 /* The library version, e.g. "0.1.0" (a static string). */
 const char* whittle_version(void);
 

@@ -150,6 +150,18 @@ pub extern "C" fn whittle_last_error() -> *const c_char {
         .unwrap_or(EMPTY.as_ptr())
 }
 
+/// Sets the memory budget of the whole process: the most bytes one allocation sized by a
+/// model or an input may take (tensors, the arena). Over it, loading, compiling or running
+/// fails with a message naming the node and the bytes. 0 restores the default (the
+/// machine's physical memory).
+#[no_mangle]
+pub extern "C" fn whittle_set_max_memory(bytes: u64) -> c_int {
+    guard(|| {
+        whittle::ir::limits::set_max_memory(bytes);
+        Ok(())
+    })
+}
+
 /// The library version (`"0.1.0"`), a static string.
 #[no_mangle]
 pub extern "C" fn whittle_version() -> *const c_char {

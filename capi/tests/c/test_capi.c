@@ -255,6 +255,26 @@ int main(int argc, char** argv) {
     check_tiny_run(m, 1); /* symbolic batch: another shape */
     test_run_errors(m);
 
+    /* A memory budget below what the model needs: a clean failure naming the limit, then
+     * the default budget again. */
+    {
+        const int64_t s23[2] = {2, 3};
+        const char* names[1] = {"x"};
+        whittle_tensor x = {WHITTLE_DTYPE_F32, 2, s23, X};
+        whittle_outputs* out = NULL;
+        whittle_model* small = NULL;
+        EXPECT(whittle_model_load_file(argv[1], &small), WHITTLE_OK);
+        EXPECT(whittle_set_max_memory(8), WHITTLE_OK);
+        int st = small ? whittle_model_run(small, 1, names, &x, &out) : -1;
+        CHECK(st == WHITTLE_ERR_COMPILE || st == WHITTLE_ERR_RUN, "over budget: status %d", st);
+        CHECK(strstr(whittle_last_error(), "memory limit") != NULL, "msg: %s", whittle_last_error());
+        CHECK(out == NULL, "out written on failure");
+        EXPECT(whittle_set_max_memory(0), WHITTLE_OK);
+        if (small) EXPECT(whittle_model_run(small, 1, names, &x, &out), WHITTLE_OK);
+        if (out) EXPECT(whittle_outputs_free(out), WHITTLE_OK);
+        EXPECT(whittle_model_free(small), WHITTLE_OK);
+    }
+
     /* Several threads running the same model at once. */
     pthread_t threads[4];
     for (int i = 0; i < 4; i++) pthread_create(&threads[i], NULL, thread_main, m);
