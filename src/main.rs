@@ -27,6 +27,10 @@ struct Cli {
     /// (for `run` and `bench`).
     #[arg(long, global = true, value_name = "DIR")]
     emit_clif: Option<PathBuf>,
+    /// The largest allocation a model or input may ask for, e.g. 8G, 512M or a byte count
+    /// (default: the machine's memory). Anything larger is refused with an error.
+    #[arg(long, global = true, value_name = "SIZE")]
+    max_memory: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -158,7 +162,16 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    if let Some(size) = &cli.max_memory {
+        match whittle::ir::limits::parse_memory(size) {
+            Ok(bytes) => whittle::ir::limits::set_max_memory(bytes),
+            Err(e) => return fail(&format!("--max-memory: {e}")),
+        }
+    }
     if cli.emit_clif.is_some() {
         whittle::cpu::jit::set_emit_clif(cli.emit_clif.clone());
     }
@@ -251,9 +264,32 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// Prints `error: MSG` as exactly one line (line breaks folded, control characters escaped:
+/// messages can quote model text or a library's multi-line report) and fails.
+fn fail(msg: &str) -> ExitCode {
+    eprintln!("error: {}", cli::one_line(msg));
+    ExitCode::FAILURE
+}
+
+/// A command line clap rejects: its error block (before the usage and tips) as one line,
+/// exit code 2. `--help` and `--version` print as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    let block = text.split("\n\n").next().unwrap_or_default();
+    let msg = block.trim().strip_prefix("error:").unwrap_or(block).trim();
+    eprintln!("error: {} (see `whittle --help`)", cli::one_line(msg));
+    ExitCode::from(2)
 }

@@ -1,7 +1,7 @@
 //! `whittle bench`: compile time, warm latency percentiles and peak memory of one model on
 //! one backend. Timing only: correctness is `whittle run` and the test suites.
 
-use super::{pipeline, read_inputs, CliResult};
+use super::{check_threads, pipeline, read_inputs, CliResult};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::time::Instant;
@@ -21,7 +21,16 @@ pub struct BenchArgs<'a> {
     pub json: bool,
 }
 
+/// The most runs `--warmup` and `--iters` each accept (the timings are kept in memory).
+pub const MAX_RUNS: usize = 10_000_000;
+
 pub fn run(a: &BenchArgs) -> CliResult {
+    for (flag, n) in [("--warmup", a.warmup), ("--iters", a.iters)] {
+        if n > MAX_RUNS {
+            return Err(format!("{flag} {n} is over the limit of {MAX_RUNS} runs"));
+        }
+    }
+    check_threads(a.threads)?;
     let backend = whittle::backend_by_name(a.backend, a.threads)?;
     let mut m = whittle::frontend::load_model(a.model).map_err(|e| e.to_string())?;
     pipeline(a.passes)?
@@ -130,7 +139,11 @@ fn fill_missing_inputs(
                  --input {name}=FILE.npy or --input-shape {name}=AxBx..."
             )
         })?;
-        let n: usize = shape.iter().product();
+        let what = format!("input '{name}'");
+        let bytes = whittle::ir::limits::check_tensor(&shape, ty.dtype.size_of(), &what)?;
+        let n = bytes / ty.dtype.size_of();
+        // The f64 values are generated first: they need budget too.
+        whittle::ir::limits::check_alloc(n as u64 * 8, &what)?;
         let mut state = 0x2545_f491_4f6c_dd1du64 ^ i as u64;
         let vals: Vec<f64> = (0..n)
             .map(|_| match ty.dtype {

@@ -1,7 +1,8 @@
 //! `whittle compile`: ahead-of-time compilation of a model into a relocatable object file
 //! plus a C header (`whittle_cpu::aot`), and the command line that links it.
 
-use super::{parse_shapes, pipeline, CliResult};
+use super::files::{check_distinct, StagedFile};
+use super::{parse_shapes, pipeline, printable, CliResult};
 use std::path::{Path, PathBuf};
 use whittle::cpu::aot::{self, AotOptions};
 use whittle::passes::PassContext;
@@ -33,6 +34,12 @@ fn default_name(output: &Path) -> String {
     name
 }
 
+/// Whether `s` is a C identifier, `[A-Za-z_][A-Za-z0-9_]*` (the symbol prefix).
+fn c_identifier(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Where `libwhittle_rt.a` is expected: next to the running `whittle` binary (cargo puts
 /// both in `target/<profile>/`).
 fn runtime_dir() -> Option<PathBuf> {
@@ -43,6 +50,21 @@ fn runtime_dir() -> Option<PathBuf> {
 }
 
 pub fn run(a: CompileArgs) -> CliResult {
+    if let Some(n) = a.name {
+        if !c_identifier(n) {
+            return Err(format!(
+                "--name '{}' is not a C identifier ([A-Za-z_][A-Za-z0-9_]*)",
+                printable(n)
+            ));
+        }
+    }
+    let header = a
+        .header
+        .map_or_else(|| a.output.with_extension("h"), Path::to_path_buf);
+    check_distinct(
+        &[("input model", a.model)],
+        &[("-o", a.output), ("--header", &header)],
+    )?;
     let shapes = parse_shapes(a.shapes)?;
     let mut m = whittle::frontend::load_model(a.model).map_err(|e| e.to_string())?;
     let mut cx = PassContext {
@@ -62,13 +84,22 @@ pub fn run(a: CompileArgs) -> CliResult {
         cpu: a.cpu,
     };
     let art = aot::compile(&m.graph, &opts).map_err(|e| e.to_string())?;
-    let header = a
-        .header
-        .map_or_else(|| a.output.with_extension("h"), Path::to_path_buf);
-    std::fs::write(a.output, &art.object)
-        .map_err(|e| format!("cannot write {}: {e}", a.output.display()))?;
-    std::fs::write(&header, &art.header)
-        .map_err(|e| format!("cannot write {}: {e}", header.display()))?;
+    // Both files are written next to their destinations and renamed into place once both
+    // are complete: no half-written pair, and no write through a symlink.
+    let write = |dest: &Path, what: &str, bytes: &[u8]| -> Result<StagedFile, String> {
+        let f = StagedFile::new(dest, what)?;
+        std::fs::write(f.tmp(), bytes).map_err(|e| {
+            format!(
+                "cannot write {}: {e}",
+                printable(&dest.display().to_string())
+            )
+        })?;
+        Ok(f)
+    };
+    let object = write(a.output, "-o", &art.object)?;
+    let header_file = write(&header, "--header", art.header.as_bytes())?;
+    object.commit()?;
+    header_file.commit()?;
     println!(
         "wrote {} and {}: entry {name}_run, {} input(s), {} output(s), {} generated kernel(s), \
          plan image {:.1} MB, workspace {} bytes, model hash {:016x}",
@@ -98,6 +129,16 @@ pub fn run(a: CompileArgs) -> CliResult {
 mod tests {
     use super::default_name;
     use std::path::Path;
+
+    #[test]
+    fn names_must_be_c_identifiers() {
+        for ok in ["enc", "_x1", "A_b9"] {
+            assert!(super::c_identifier(ok), "{ok}");
+        }
+        for bad in ["", "1a", "a\nb", "a-b", "é", "a b"] {
+            assert!(!super::c_identifier(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn names_come_from_the_output_file() {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod compile;
 pub mod demo;
+pub mod files;
 pub mod inspect;
 pub mod optimize;
 pub mod run;
@@ -14,6 +15,62 @@ use whittle::runtime::npy;
 
 /// Every CLI error is one line of text.
 pub type CliResult = Result<(), String>;
+
+/// The most worker threads `--threads` accepts: 8 per core, at most 1024.
+pub fn max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_mul(8).min(1024)
+}
+
+/// Refuses a `--threads` count above [`max_threads`] (0 means one per core).
+pub fn check_threads(threads: usize) -> Result<(), String> {
+    let max = max_threads();
+    if threads > max {
+        return Err(format!(
+            "--threads {threads} is over the limit of {max} (8 per core, at most 1024)"
+        ));
+    }
+    Ok(())
+}
+
+/// An error message as exactly one line: each run of whitespace that holds a line break
+/// becomes one space, other control characters are written as escapes (`\t`, `\u{1b}`).
+pub fn one_line(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut chars = msg.trim_end().chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\n' || c == '\r' {
+            while out.ends_with([' ', '\t']) {
+                out.pop();
+            }
+            while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                chars.next();
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+        } else if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Model-derived text (names) for terminal output: control characters escaped, so a name
+/// cannot span lines or send terminal escape sequences.
+pub fn printable(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 /// A comma-separated pass list, where `exact` stands for the default exact pipeline.
 pub fn pipeline(spec: &str) -> Result<Pipeline, String> {
@@ -88,8 +145,61 @@ pub fn output_file_name(name: &str) -> String {
     format!("{clean}.npy")
 }
 
+/// The file names of outputs `names`, one each and all different: [`output_file_name`],
+/// and where two names map to the same file, the later one gets `_1`, `_2`, ... (avoiding
+/// every name another output maps to), with a note on stderr.
+pub fn output_file_names(names: &[&str]) -> Vec<String> {
+    let bases: Vec<String> = names.iter().map(|n| output_file_name(n)).collect();
+    let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut out = Vec::with_capacity(names.len());
+    for (i, base) in bases.iter().enumerate() {
+        if used.insert(base.clone()) {
+            out.push(base.clone());
+            continue;
+        }
+        let stem = base.strip_suffix(".npy").unwrap_or(base);
+        let file = (1..)
+            .map(|k| format!("{stem}_{k}.npy"))
+            .find(|f| !used.contains(f) && !bases.contains(f))
+            .expect("an unused name exists");
+        used.insert(file.clone());
+        eprintln!(
+            "note: output '{}' would also be written to {base}: it goes to {file}",
+            printable(names[i])
+        );
+        out.push(file);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clashing_output_names_get_suffixes() {
+        assert_eq!(
+            super::output_file_names(&["a/b", "a:b", "a_b_1", "y", "Y", "a?b"]),
+            [
+                "a_b.npy",
+                "a_b_2.npy",
+                "a_b_1.npy",
+                "y.npy",
+                "Y.npy",
+                "a_b_3.npy"
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_fold_to_one_line() {
+        assert_eq!(
+            super::one_line("bad header:\n  expected x\r\n\tgot y\n"),
+            "bad header: expected x got y"
+        );
+        assert_eq!(super::one_line("a\u{1b}[31m\tb"), "a\\u{1b}[31m\\tb");
+        assert_eq!(super::printable("a\nb"), "a\\nb");
+        assert_eq!(super::printable("é"), "é");
+    }
+
     #[test]
     fn output_names_are_sanitised() {
         assert_eq!(

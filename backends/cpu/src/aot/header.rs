@@ -1,6 +1,10 @@
 //! The C header generated next to an AOT object: status codes, the whittle version and
 //! model hash, each input's and output's name, dtype, shape and byte size, the workspace
 //! size the caller provides, and the entry point's prototype.
+//!
+//! Tensor names come from the model, so they are escaped wherever they appear: in string
+//! literals with C escapes ([`c_string`]), in comments so that they cannot end the comment
+//! or start a line ([`c_comment`]). No model text can inject code or directives.
 
 use super::{status, AotArtifact, TensorSpec};
 use std::fmt::Write;
@@ -22,6 +26,47 @@ pub fn c_type(d: DType) -> &'static str {
     }
 }
 
+/// `s` as the body of a C string literal whose bytes are exactly the UTF-8 of `s`: `"` and
+/// `\` escaped, `?` as `\?` (no trigraph such as `??/` can form), and every other byte
+/// outside printable ASCII (controls, DEL, each byte of a non-ASCII character) as a 3-digit
+/// octal escape, which, unlike `\x`, cannot absorb a following digit.
+pub fn c_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'?' => out.push_str("\\?"),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\{b:03o}");
+            }
+        }
+    }
+    out
+}
+
+/// `s` as text inside a `/* ... */` comment: printable ASCII is kept, except that `*/` and
+/// `/*` become `* /` and `/ *` (the comment cannot end early, nor nest); newlines, other
+/// control bytes and the bytes of non-ASCII characters become `\xNN` text, so the comment
+/// stays on its line and no directive can start.
+pub fn c_comment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for &b in s.as_bytes() {
+        match b {
+            b'/' if out.ends_with('*') => out.push_str(" /"),
+            b'*' if out.ends_with('/') => out.push_str(" *"),
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        }
+    }
+    out
+}
+
 fn tensor_block(s: &mut String, up: &str, kind: &str, list: &[TensorSpec]) {
     let _ = writeln!(s, "#define {up}_NUM_{kind}S {}", list.len());
     for (i, t) in list.iter().enumerate() {
@@ -29,16 +74,12 @@ fn tensor_block(s: &mut String, up: &str, kind: &str, list: &[TensorSpec]) {
         let _ = writeln!(
             s,
             "/* {kind} {i}: \"{}\" {}[{}] ({}) */",
-            t.name.escape_default(),
+            c_comment(&t.name),
             t.dtype,
             shape.join(", "),
             c_type(t.dtype)
         );
-        let _ = writeln!(
-            s,
-            "#define {up}_{kind}{i}_NAME \"{}\"",
-            t.name.escape_default()
-        );
+        let _ = writeln!(s, "#define {up}_{kind}{i}_NAME \"{}\"", c_string(&t.name));
         let _ = writeln!(s, "#define {up}_{kind}{i}_DTYPE \"{}\"", t.dtype);
         let _ = writeln!(s, "#define {up}_{kind}{i}_RANK {}", t.shape.len());
         let _ = writeln!(
