@@ -25,6 +25,9 @@ use elementwise::{binary_supported, unary_supported, ENode, FusedExpr, LoopNest}
 use matmul::{matmul_geometry, pack_const_b, BSource, MatMulStep};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+/// The most IR nodes one fused elementwise kernel computes.
+const MAX_FUSED_NODES: usize = 128;
 use whittle_ir::{DType, Graph, NodeId, Op, Tensor, Value, VariadicOp};
 use whittle_runtime::RuntimeError;
 
@@ -281,8 +284,24 @@ impl Lowerer<'_> {
             }
         }
         let mut inlined = HashSet::new();
+        // Nodes in the expression tree rooted at each node (itself and what it inlines): a
+        // tree that reaches MAX_FUSED_NODES becomes a kernel of its own, so one kernel's
+        // code, and the time Cranelift spends on it, stay bounded on chains of any length.
+        let mut size: HashMap<NodeId, usize> = HashMap::new();
         for &id in order {
             if !fus.contains(&id) {
+                continue;
+            }
+            let own = 1 + self
+                .g
+                .node_inputs(id)
+                .iter()
+                .flatten()
+                .filter(|v| inlined.contains(&v.node))
+                .map(|v| size.get(&v.node).copied().unwrap_or(1))
+                .sum::<usize>();
+            size.insert(id, own);
+            if own >= MAX_FUSED_NODES {
                 continue;
             }
             let v = Value::new(id, 0);
