@@ -7,6 +7,7 @@
 
 mod error;
 mod export;
+mod external;
 mod load;
 mod ops;
 pub mod proto;

@@ -121,6 +121,13 @@ pub fn decode_model(r: &mut impl Read) -> Result<ModelProto, FrontendError> {
 /// Decodes the ONNX file at `path` (see [`decode_model`]).
 pub fn decode_file(path: &Path) -> Result<ModelProto, FrontendError> {
     let f = std::fs::File::open(path).map_err(|e| FrontendError::io(path, e))?;
+    // A FIFO or device named on purpose is read as a stream; a directory is no model.
+    if f.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(FrontendError::io(
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "is a directory"),
+        ));
+    }
     decode_model(&mut BufReader::with_capacity(1 << 16, f))
 }
 

@@ -4,13 +4,13 @@
 //! Every size is checked against the bytes actually present before anything is allocated,
 //! so a malformed tensor with absurd dims is an error, not an out-of-memory abort.
 
+use crate::external::read_external;
 use crate::proto::{tensor_proto::DataLocation, tensor_proto::DataType, TensorProto};
 use crate::FrontendError;
 use half::{bf16, f16};
 use prost::Message;
-use std::io::{Read, Seek, SeekFrom};
-use std::path::{Component, Path, PathBuf};
-use whittle_ir::{DType, Tensor, TensorData};
+use std::path::Path;
+use whittle_ir::{limits, DType, Tensor, TensorData};
 
 /// The IR dtype for an ONNX `TensorProto.DataType` code; `what` names the tensor or
 /// attribute for the error.
@@ -67,34 +67,35 @@ pub fn dtype_to_onnx(d: DType) -> i32 {
 }
 
 /// Validates dims and returns `(shape, element count)`. Negative dims and shapes whose
-/// element count overflows are errors.
+/// element count overflows (see `whittle_ir::limits`: the product of the non-zero dims must
+/// fit in `isize`) are errors naming the tensor.
 pub(crate) fn checked_shape(
     dims: &[i64],
     name: &str,
 ) -> Result<(Vec<usize>, usize), FrontendError> {
     let mut shape = Vec::with_capacity(dims.len().min(64));
-    let mut nonzero_product: usize = 1;
-    let mut has_zero = false;
     for &d in dims {
         let u = usize::try_from(d)
             .map_err(|_| FrontendError::tensor(name, format!("negative dim {d}")))?;
-        if u == 0 {
-            has_zero = true;
-        } else {
-            nonzero_product = nonzero_product.checked_mul(u).ok_or_else(|| {
-                FrontendError::tensor(name, format!("dims {dims:?} overflow the element count"))
-            })?;
-        }
         shape.push(u);
     }
-    // Keep every reordering of the product finite, as the IR multiplies dims freely.
-    if nonzero_product > isize::MAX as usize {
-        return Err(FrontendError::tensor(
+    let n = limits::numel(&shape).ok_or_else(|| {
+        FrontendError::tensor(
             name,
-            format!("dims {dims:?} are too large"),
-        ));
-    }
-    Ok((shape, if has_zero { 0 } else { nonzero_product }))
+            format!("dims {dims:?} have more elements than memory can address"),
+        )
+    })?;
+    Ok((shape, n))
+}
+
+/// Bytes a tensor of `shape` and `dtype` takes (checked: an error naming the tensor when
+/// the shape cannot be addressed in bytes).
+pub(crate) fn checked_bytes(
+    shape: &[usize],
+    dtype: DType,
+    name: &str,
+) -> Result<usize, FrontendError> {
+    limits::byte_size(shape, dtype.size_of()).map_err(|e| FrontendError::tensor(name, e))
 }
 
 /// Converts typed field values after checking the count against the shape.
@@ -123,6 +124,8 @@ pub fn tensor_from_proto(
     let name = t.name();
     let dtype = dtype_from_onnx(t.data_type(), name)?;
     let (shape, n) = checked_shape(&t.dims, name)?;
+    // Every form of data (raw, typed fields, external) is sized from this checked count.
+    let need = checked_bytes(&shape, dtype, name)?;
     if t.segment.is_some() {
         return Err(FrontendError::tensor(
             name,
@@ -131,13 +134,13 @@ pub fn tensor_from_proto(
     }
     let external = t.data_location == Some(DataLocation::External as i32);
     if external {
-        let bytes = read_external(t, base_dir, n.checked_mul(dtype.size_of()))?;
-        return Ok(Tensor::from_le_bytes(dtype, shape, &bytes)?);
+        let bytes = read_external(t, base_dir, need)?;
+        return Tensor::from_le_bytes(dtype, shape, &bytes)
+            .map_err(|e| FrontendError::tensor(name, e.to_string()));
     }
     if let Some(raw) = &t.raw_data {
         if !raw.is_empty() || n == 0 {
-            let need = n.checked_mul(dtype.size_of());
-            if need != Some(raw.len()) {
+            if need != raw.len() {
                 return Err(FrontendError::tensor(
                     name,
                     format!(
@@ -146,7 +149,8 @@ pub fn tensor_from_proto(
                     ),
                 ));
             }
-            return Ok(Tensor::from_le_bytes(dtype, shape, raw)?);
+            return Tensor::from_le_bytes(dtype, shape, raw)
+                .map_err(|e| FrontendError::tensor(name, e.to_string()));
         }
     }
     let data = match dtype {
@@ -168,106 +172,7 @@ pub fn tensor_from_proto(
         DType::U32 => TensorData::U32(typed(name, "uint64_data", &t.uint64_data, n, |x| x as u32)?),
         DType::U64 => TensorData::U64(typed(name, "uint64_data", &t.uint64_data, n, |x| x)?),
     };
-    Ok(Tensor::new(shape, data)?)
-}
-
-/// Resolves `location` under `base_dir`, refusing absolute paths and paths that leave it.
-fn resolve_external(name: &str, location: &str, base_dir: &Path) -> Result<PathBuf, FrontendError> {
-    let err = |why: String| FrontendError::ExternalData {
-        name: name.to_string(),
-        why,
-    };
-    let rel = Path::new(location);
-    if location.is_empty() {
-        return Err(err("empty location".into()));
-    }
-    for c in rel.components() {
-        match c {
-            Component::Normal(_) | Component::CurDir => {}
-            _ => {
-                return Err(err(format!(
-                    "location '{location}' escapes the model's directory"
-                )))
-            }
-        }
-    }
-    let path = base_dir.join(rel);
-    // Symbolic links could still point outside: compare canonical paths.
-    let canon_base = base_dir
-        .canonicalize()
-        .map_err(|e| err(format!("model directory '{}': {e}", base_dir.display())))?;
-    let canon = path
-        .canonicalize()
-        .map_err(|e| err(format!("'{}': {e}", path.display())))?;
-    if !canon.starts_with(&canon_base) {
-        return Err(err(format!(
-            "location '{location}' escapes the model's directory"
-        )));
-    }
-    Ok(canon)
-}
-
-/// Reads an external-data tensor's bytes; `need` is the byte count its shape requires
-/// (`None` when that overflows).
-fn read_external(
-    t: &TensorProto,
-    base_dir: Option<&Path>,
-    need: Option<usize>,
-) -> Result<Vec<u8>, FrontendError> {
-    let name = t.name();
-    let err = |why: String| FrontendError::ExternalData {
-        name: name.to_string(),
-        why,
-    };
-    let (mut location, mut offset, mut length) = (None, 0u64, None);
-    for kv in &t.external_data {
-        let value = kv.value();
-        match kv.key() {
-            "location" => location = Some(value.to_string()),
-            "offset" => {
-                offset = value
-                    .parse()
-                    .map_err(|_| err(format!("bad offset '{value}'")))?
-            }
-            "length" => {
-                length = Some(
-                    value
-                        .parse::<u64>()
-                        .map_err(|_| err(format!("bad length '{value}'")))?,
-                )
-            }
-            _ => {}
-        }
-    }
-    let location = location.ok_or_else(|| err("no 'location' key".into()))?;
-    let base_dir = base_dir
-        .ok_or_else(|| err("the model was loaded from bytes without a base directory".into()))?;
-    let path = resolve_external(name, &location, base_dir)?;
-    let need = need.ok_or_else(|| err("shape too large".into()))? as u64;
-    if let Some(len) = length {
-        if len != need {
-            return Err(err(format!(
-                "length {len} does not match the {need} bytes the shape needs"
-            )));
-        }
-    }
-    let mut f = std::fs::File::open(&path).map_err(|e| FrontendError::io(&path, e))?;
-    let file_len = f.metadata().map_err(|e| FrontendError::io(&path, e))?.len();
-    let end = offset
-        .checked_add(need)
-        .ok_or_else(|| err("offset overflows".into()))?;
-    if end > file_len {
-        return Err(err(format!(
-            "'{}' has {file_len} bytes, but the tensor needs bytes {offset}..{end}",
-            path.display()
-        )));
-    }
-    f.seek(SeekFrom::Start(offset))
-        .map_err(|e| FrontendError::io(&path, e))?;
-    let mut buf = vec![0u8; need as usize];
-    f.read_exact(&mut buf)
-        .map_err(|e| FrontendError::io(&path, e))?;
-    Ok(buf)
+    Tensor::new(shape, data).map_err(|e| FrontendError::tensor(name, e.to_string()))
 }
 
 /// Encodes a tensor as an ONNX `TensorProto` with little-endian `raw_data`.
@@ -358,8 +263,34 @@ mod tests {
 
     #[test]
     fn external_paths_cannot_escape() {
+        use crate::external::resolve_external;
         let base = std::env::temp_dir();
         assert!(resolve_external("t", "../x.bin", &base).is_err());
         assert!(resolve_external("t", "/etc/passwd", &base).is_err());
+    }
+
+    #[test]
+    fn overflowing_dims_name_the_tensor_in_every_form() {
+        // 2^62 f32 elements: the count fits isize, the bytes do not.
+        for dims in [
+            vec![1i64 << 62],
+            vec![(1 << 32) + 1, 1 << 32],
+            vec![0, 1 << 62, 1 << 62],
+        ] {
+            let mut raw = proto(dims.clone(), DataType::Float);
+            raw.raw_data = Some(vec![0; 8]);
+            let mut typed = proto(dims.clone(), DataType::Float);
+            typed.float_data = vec![0.0; 2];
+            let mut ext = proto(dims.clone(), DataType::Float);
+            ext.data_location = Some(DataLocation::External as i32);
+            for p in [raw, typed, ext] {
+                let e = tensor_from_proto(&p, None).unwrap_err().to_string();
+                assert!(
+                    e.contains("tensor 't'") && e.contains("memory can address"),
+                    "{e}"
+                );
+                assert!(!e.contains('\n'), "{e}");
+            }
+        }
     }
 }

@@ -245,13 +245,20 @@ pub(crate) fn densify(
         }
     };
     let (shape, n) = checked_shape(&sp.dims, &name)?;
-    // The dense result is allocated below: refuse absurd sizes that data cannot back.
+    // The dense result is allocated below: refuse absurd sizes that data cannot back, and
+    // sizes over the memory budget (the f64 staging buffer is the largest allocation).
     if n > (1 << 31) {
         return Err(FrontendError::tensor(
             &name,
             format!("dense shape {shape:?} is too large"),
         ));
     }
+    crate::tensor::checked_bytes(&shape, values.dtype(), &name)?;
+    whittle_ir::limits::check_alloc(
+        n as u64 * 8,
+        &format!("the dense form of sparse tensor '{name}'"),
+    )
+    .map_err(|e| FrontendError::tensor(&name, e))?;
     let nnz = values.len();
     let idx = indices.to_i64_vec();
     let rank = shape.len();
