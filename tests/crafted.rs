@@ -12,12 +12,8 @@ use whittle::frontend::{save_model, ExportOptions, Model};
 use whittle::ir::{text::parse_graph, Tensor};
 use whittle::runtime::npy::{read_npy, write_npy};
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("whittle-crafted-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::tmp;
 
 /// How one CLI invocation ended.
 struct Outcome {
@@ -125,22 +121,16 @@ fn npy(dir: &Path, name: &str, t: &Tensor) -> String {
 /// message containing `needle`. Then `optimize` and `compile` must be clean (right or one
 /// error line).
 fn refused_everywhere(dir: &Path, m: &Path, inputs: &[String], needle: &str) {
-    let ms = m.to_str().unwrap();
     for backend in ["reference", "cpu"] {
-        let out = dir.join(format!("out-{backend}"));
-        let mut args = vec![
-            "run",
-            ms,
-            "--backend",
-            backend,
-            "--output-dir",
-            out.to_str().unwrap(),
-        ];
-        for i in inputs {
-            args.extend(["--input", i.as_str()]);
-        }
-        refuses(&args, needle);
+        let (o, _) = run_on(backend, dir, m, inputs);
+        assert_ne!(o.code, 0, "{backend} should have failed on {}", m.display());
+        assert!(
+            o.stderr.contains(needle),
+            "{backend}: expected '{needle}' in: {}",
+            o.stderr
+        );
     }
+    let ms = m.to_str().unwrap();
     let opt = dir.join("opt.onnx");
     clean(&["optimize", ms, "-o", opt.to_str().unwrap()]);
     let obj = dir.join("m.o");
@@ -155,24 +145,30 @@ fn refused_everywhere(dir: &Path, m: &Path, inputs: &[String], needle: &str) {
     ]);
 }
 
+/// `whittle run m --backend B --output-dir dir/out-B` with these `--input`s (one line or
+/// success); the outcome and the output directory.
+fn run_on(backend: &str, dir: &Path, m: &Path, inputs: &[String]) -> (Outcome, PathBuf) {
+    let out = dir.join(format!("out-{backend}"));
+    let _ = std::fs::remove_dir_all(&out);
+    let mut args = vec![
+        "run",
+        m.to_str().unwrap(),
+        "--backend",
+        backend,
+        "--output-dir",
+    ];
+    args.push(out.to_str().unwrap());
+    for i in inputs {
+        args.extend(["--input", i.as_str()]);
+    }
+    (clean(&args), out)
+}
+
 /// Runs `m` on both backends and returns the named output of each.
 fn run_both(dir: &Path, m: &Path, inputs: &[String], output: &str) -> [Tensor; 2] {
-    let ms = m.to_str().unwrap();
     ["reference", "cpu"].map(|backend| {
-        let out = dir.join(format!("out-{backend}"));
-        let mut args = vec![
-            "run",
-            ms,
-            "--backend",
-            backend,
-            "--output-dir",
-            out.to_str().unwrap(),
-        ];
-        for i in inputs {
-            args.extend(["--input", i.as_str()]);
-        }
-        let o = clean(&args);
-        assert_eq!(o.code, 0, "whittle {args:?}: {}", o.stderr);
+        let (o, out) = run_on(backend, dir, m, inputs);
+        assert_eq!(o.code, 0, "{backend}: {}", o.stderr);
         read_npy(&out.join(format!("{output}.npy"))).unwrap()
     })
 }
@@ -446,28 +442,9 @@ fn cpu_agrees_with_reference_on_edge_cases() {
 
 /// Both backends refuse, or both give the same output `y`.
 fn agree_or_both_refuse(dir: &Path, m: &Path, inputs: &[String]) {
-    let ms = m.to_str().unwrap();
-    let mut res = Vec::new();
-    for backend in ["reference", "cpu"] {
-        let out = dir.join(format!("out-{backend}"));
-        let _ = std::fs::remove_dir_all(&out);
-        let mut args = vec![
-            "run",
-            ms,
-            "--backend",
-            backend,
-            "--output-dir",
-            out.to_str().unwrap(),
-        ];
-        for i in inputs {
-            args.extend(["--input", i.as_str()]);
-        }
-        let o = clean(&args);
-        res.push(if o.code == 0 {
-            Some(read_npy(&out.join("y.npy")).unwrap())
-        } else {
-            None
-        });
-    }
-    assert_eq!(res[0], res[1], "{ms}: reference and cpu differ");
+    let res = ["reference", "cpu"].map(|backend| {
+        let (o, out) = run_on(backend, dir, m, inputs);
+        (o.code == 0).then(|| read_npy(&out.join("y.npy")).unwrap())
+    });
+    assert_eq!(res[0], res[1], "{}: reference and cpu differ", m.display());
 }

@@ -101,20 +101,13 @@ pub fn numel(shape: &[usize]) -> Option<usize> {
 /// as [`numel`]; the error says which shape overflowed.
 pub fn byte_size(shape: &[usize], elem_size: usize) -> Result<usize, String> {
     let err = || format!("shape {shape:?} has more elements than memory can address");
-    let mut nonzero: usize = 1;
-    let mut zero = false;
-    for &d in shape {
-        if d == 0 {
-            zero = true;
-        } else {
-            nonzero = nonzero.checked_mul(d).ok_or_else(err)?;
-        }
+    let n = numel(shape).ok_or_else(err)?;
+    // The non-zero dims' product times the element size must fit as well.
+    let nonzero = shape.iter().filter(|&&d| d != 0).product::<usize>();
+    match nonzero.checked_mul(elem_size.max(1)) {
+        Some(b) if b <= isize::MAX as usize => Ok(n * elem_size),
+        _ => Err(err()),
     }
-    let bytes = nonzero.checked_mul(elem_size.max(1)).ok_or_else(err)?;
-    if bytes > isize::MAX as usize {
-        return Err(err());
-    }
-    Ok(if zero { 0 } else { nonzero * elem_size })
 }
 
 /// Checks that one allocation of `bytes` is within the budget and can be had; `what` says
