@@ -131,6 +131,69 @@ fn optimize_never_writes_over_its_input() {
 }
 
 #[test]
+fn optimize_never_writes_over_the_inputs_external_data() {
+    let d = tmp("ext-input");
+    // y = x + w with a 4 KiB weight, large enough to be written as external data.
+    let mut g = Graph::new("add");
+    let x = g.add_input("x", TensorType::fixed(DType::F32, &[1024]));
+    let w = g.add_const("w", Tensor::from_vec(vec![1024], vec![0.5f32; 1024]));
+    let ty = TensorType::fixed(DType::F32, &[1024]);
+    let id = g.add_node(
+        Op::Binary(whittle::ir::BinaryOp::Add),
+        "add",
+        &[Some(x), Some(w)],
+        vec![ValueInfo { name: "y".into(), ty }],
+    );
+    g.add_output(Value::new(id, 0), "y");
+    let m = d.join("m.onnx");
+    save_model(&Model::from_graph(g), &m, &ExportOptions::default()).unwrap();
+    let a = d.join("a.onnx");
+    succeeds(&[
+        "optimize",
+        s(&m),
+        "-o",
+        s(&a),
+        "--passes",
+        "none",
+        "--external-data",
+        "a.data",
+    ]);
+    let data = std::fs::read(d.join("a.data")).expect("a.data written");
+    // a.onnx reads its weights from a.data: writing another model's data there is refused.
+    let b = d.join("b.onnx");
+    fails_with(
+        &[
+            "optimize",
+            s(&a),
+            "-o",
+            s(&b),
+            "--passes",
+            "none",
+            "--external-data",
+            "a.data",
+        ],
+        "external data",
+    );
+    assert_eq!(
+        std::fs::read(d.join("a.data")).unwrap(),
+        data,
+        "a.data changed"
+    );
+    assert!(!b.exists());
+    succeeds(&[
+        "optimize",
+        s(&a),
+        "-o",
+        s(&b),
+        "--passes",
+        "none",
+        "--external-data",
+        "b.data",
+    ]);
+    no_leftovers(&d);
+}
+
+#[test]
 fn compile_outputs_must_differ() {
     let d = tmp("compile");
     let m = relu_model(&d);
@@ -325,7 +388,7 @@ fn opsets_beyond_the_frontend_are_refused() {
 fn every_error_is_one_line() {
     let d = tmp("one-line");
     let m = relu_model(&d);
-    // A .npy whose header is not a Python literal: npyz quotes the parser's multi-line report.
+    // A .npy whose header is not a Python literal (npyz would quote a multi-line report).
     let header = b"{'descr': '<f4', 'fortran_order': False, 'shape': (2, @@@), }";
     let mut h = header.to_vec();
     while !(10 + h.len() + 1).is_multiple_of(64) {
@@ -348,7 +411,7 @@ fn every_error_is_one_line() {
             "-o",
             s(&out),
         ],
-        "could not parse Python expression",
+        "not a valid .npy file",
     );
     // A --name with a line break: refused as not a C identifier, still on one line.
     let obj = d.join("m.o");

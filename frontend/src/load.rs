@@ -28,6 +28,9 @@ pub struct Model {
     pub doc_string: String,
     pub graph_doc_string: String,
     pub metadata_props: Vec<(String, String)>,
+    /// The external data files the model's initializers were read from (by
+    /// [`load_model`]), so that a writer can refuse to overwrite them.
+    pub external_files: Vec<std::path::PathBuf>,
 }
 
 impl Model {
@@ -44,6 +47,7 @@ impl Model {
             doc_string: String::new(),
             graph_doc_string: String::new(),
             metadata_props: Vec::new(),
+            external_files: Vec::new(),
         }
     }
 }
@@ -57,17 +61,27 @@ pub fn load_model(path: &Path) -> Result<Model, FrontendError> {
     // Streamed (never the whole file next to the proto), and each initializer's bytes are
     // freed as soon as its tensor is built: about one copy of the weights at a time.
     let mut proto = crate::stream::decode_file(path)?;
+    let mut files = Vec::new();
     let inits = match proto.graph.as_mut() {
         Some(gp) => {
             let mut v = Vec::with_capacity(gp.initializer.len());
             for t in std::mem::take(&mut gp.initializer) {
                 v.push((t.name().to_string(), tensor_from_proto(&t, Some(&dir))?));
+                let loc = t.external_data.iter().find(|kv| kv.key() == "location");
+                if let Some(kv) = loc {
+                    let f = dir.join(kv.value());
+                    if !files.contains(&f) {
+                        files.push(f);
+                    }
+                }
             }
             Some(v)
         }
         None => None,
     };
-    model_from_proto_with(&proto, Some(&dir), inits)
+    let mut m = model_from_proto_with(&proto, Some(&dir), inits)?;
+    m.external_files = files;
+    Ok(m)
 }
 
 /// Loads a serialized ONNX model. `base_dir` is where external data files live.
@@ -118,6 +132,7 @@ fn model_from_proto_with(
             .iter()
             .map(|p| (p.key().to_string(), p.value().to_string()))
             .collect(),
+        external_files: Vec::new(),
     })
 }
 

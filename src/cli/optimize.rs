@@ -43,6 +43,12 @@ pub fn run(a: OptimizeArgs) -> CliResult {
     check_distinct(&[("input model", a.model)], &outputs)?;
     let pipeline = pipeline(a.passes)?;
     let mut m = whittle::frontend::load_model(a.model).map_err(|e| e.to_string())?;
+    // The input's own external data files are inputs too: never write over them.
+    let mut inputs: Vec<(&str, &Path)> = vec![("input model", a.model)];
+    for f in &m.external_files {
+        inputs.push(("the input model's external data", f.as_path()));
+    }
+    check_distinct(&inputs, &outputs)?;
     let mut cx = PassContext {
         verify: true,
         print_ir_after_change: a.print_ir_after_change,
@@ -73,10 +79,9 @@ pub fn run(a: OptimizeArgs) -> CliResult {
     // The model last, so that it never points at a data file not yet in place.
     staged.sort_by_key(|f| f.as_os_str() == out_name);
     for f in staged.iter().filter(|f| f.as_os_str() != out_name) {
-        check_distinct(
-            &[("input model", a.model), ("-o", a.output)],
-            &[("the external data file", &out_dir.join(f))],
-        )?;
+        let mut taken = inputs.clone();
+        taken.push(("-o", a.output));
+        check_distinct(&taken, &[("the external data file", &out_dir.join(f))])?;
     }
     for f in &staged {
         staging.commit(OsStr::new(f), &out_dir.join(f))?;
