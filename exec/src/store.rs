@@ -262,14 +262,22 @@ impl<'de> Deserialize<'de> for ConstBuf {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ConstBuf, D::Error> {
         let w = ConstWire::deserialize(d)?;
         match w.data {
-            Wire::Inline(t) => Ok(ConstBuf::Tensor(t)),
+            Wire::Inline(t) => {
+                // A derived `Tensor` decode does not check its data against its shape.
+                let len = whittle_ir::dispatch_data!(t.data(), v => v.len());
+                if whittle_ir::limits::numel(t.shape()) != Some(len) {
+                    return Err(D::Error::custom(format!(
+                        "constant of shape {:?} with {len} elements",
+                        t.shape()
+                    )));
+                }
+                Ok(ConstBuf::Tensor(t))
+            }
             Wire::Blob { offset, len } => {
                 let blob = source(offset, len).map_err(D::Error::custom)?;
                 let bytes = blob.bytes();
-                let want = w
-                    .shape
-                    .iter()
-                    .try_fold(w.dtype.size_of(), |a, &d| a.checked_mul(d));
+                // A valid shape (see `whittle_ir::limits`), even when a dim is zero.
+                let want = whittle_ir::limits::byte_size(&w.shape, w.dtype.size_of()).ok();
                 if want != Some(bytes.len()) {
                     return Err(D::Error::custom(format!(
                         "constant {:?} {:?} with {} bytes of data",
@@ -290,5 +298,47 @@ impl<'de> Deserialize<'de> for ConstBuf {
                     .map_err(D::Error::custom)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use whittle_ir::TensorData;
+
+    /// Found by the `plan_image` fuzz target: an inline constant whose data does not match
+    /// its shape decoded (a derived `Tensor` decode checks nothing), and failed only later.
+    #[test]
+    fn inline_constants_must_match_their_shape() {
+        // ConstWire { dtype, shape, data: Wire::Inline(Tensor { shape, data }) }.
+        let wire = |shape: usize| {
+            postcard::to_stdvec(&(
+                DType::F32,
+                vec![shape],
+                0u32,
+                vec![shape],
+                TensorData::F32(vec![1.0, 2.0]),
+            ))
+            .unwrap()
+        };
+        let ok: ConstBuf = postcard::from_bytes(&wire(2)).expect("a valid inline constant");
+        assert!(matches!(ok, ConstBuf::Tensor(_)));
+        assert!(postcard::from_bytes::<ConstBuf>(&wire(3)).is_err());
+        assert!(postcard::from_bytes::<ConstBuf>(&wire(0)).is_err());
+    }
+
+    /// A zero dim used to hide an overflowing shape from the blob length check.
+    #[test]
+    fn borrowed_constants_have_valid_shapes() {
+        static SECTION: [u8; 64] = [0; 64];
+        // ConstWire { dtype: U8, shape, data: Wire::Blob { offset: 0, len } }.
+        let wire = |shape: Vec<usize>, len: u64| {
+            postcard::to_stdvec(&(DType::U8, shape, 1u32, 0u64, len)).unwrap()
+        };
+        let decode = |b: &[u8]| with_source(&SECTION, true, || postcard::from_bytes::<ConstBuf>(b));
+        let ok = decode(&wire(vec![2, 4], 8)).expect("a valid borrowed constant");
+        assert!(matches!(ok, ConstBuf::Static { .. }));
+        assert!(decode(&wire(vec![0, 1 << 40, 1 << 40], 0)).is_err());
+        assert!(decode(&wire(vec![2, 4], 9)).is_err());
     }
 }
