@@ -142,7 +142,10 @@ fn optimize_never_writes_over_the_inputs_external_data() {
         Op::Binary(whittle::ir::BinaryOp::Add),
         "add",
         &[Some(x), Some(w)],
-        vec![ValueInfo { name: "y".into(), ty }],
+        vec![ValueInfo {
+            name: "y".into(),
+            ty,
+        }],
     );
     g.add_output(Value::new(id, 0), "y");
     let m = d.join("m.onnx");
