@@ -55,6 +55,8 @@ fn overflowing_shapes_are_refused() {
     // A zero dim does not excuse the others from overflowing.
     let e = refused(&npy(&f4("(0, 4294967296, 4294967296)"), &[]));
     assert!(e.contains("more elements than memory can address"), "{e}");
+    // A dim beyond u64 is no size at all.
+    refused(&npy(&f4("(18446744073709551616,)"), &[0; 8]));
     let e = refused(&npy(&f4("(-1, 2)"), &[0; 8]));
     assert!(e.contains("negative"), "{e}");
     // Only the last of two 'shape' keys would be read by a dict: both are refused.
