@@ -117,6 +117,16 @@ fn npy(dir: &Path, name: &str, t: &Tensor) -> String {
     p.to_str().unwrap().to_string()
 }
 
+/// `whittle compile m -o dir/m.o --header dir/m.h EXTRA...` (one line or success).
+fn compile(dir: &Path, m: &Path, extra: &[&str]) -> Outcome {
+    let obj = dir.join("m.o");
+    let hdr = dir.join("m.h");
+    let mut args = vec!["compile", m.to_str().unwrap(), "-o", obj.to_str().unwrap()];
+    args.extend(["--header", hdr.to_str().unwrap()]);
+    args.extend(extra);
+    clean(&args)
+}
+
 /// Runs `m` on both backends with the given `--input` arguments; both must fail with a
 /// message containing `needle`. Then `optimize` and `compile` must be clean (right or one
 /// error line).
@@ -133,16 +143,7 @@ fn refused_everywhere(dir: &Path, m: &Path, inputs: &[String], needle: &str) {
     let ms = m.to_str().unwrap();
     let opt = dir.join("opt.onnx");
     clean(&["optimize", ms, "-o", opt.to_str().unwrap()]);
-    let obj = dir.join("m.o");
-    let hdr = dir.join("m.h");
-    clean(&[
-        "compile",
-        ms,
-        "-o",
-        obj.to_str().unwrap(),
-        "--header",
-        hdr.to_str().unwrap(),
-    ]);
+    compile(dir, m, &[]);
 }
 
 /// `whittle run m --backend B --output-dir dir/out-B` with these `--input`s (one line or
@@ -271,16 +272,7 @@ fn long_elementwise_chains_compile_and_run() {
         .collect();
     assert_eq!(r.as_slice::<f32>().unwrap(), &want[..]);
     assert_eq!(c.as_slice::<f32>().unwrap(), &want[..]);
-    let obj = d.join("m.o");
-    let hdr = d.join("m.h");
-    let o = clean(&[
-        "compile",
-        m.to_str().unwrap(),
-        "-o",
-        obj.to_str().unwrap(),
-        "--header",
-        hdr.to_str().unwrap(),
-    ]);
+    let o = compile(&d, &m, &[]);
     assert_eq!(o.code, 0, "{}", o.stderr);
 }
 
@@ -337,20 +329,12 @@ fn compile_refuses_wrapping_input_shapes() {
         "relu",
         "graph \"g\" {\n  input %x: f32[a,b]\n  %y = Unary(Relu) %x : f32[a,b]\n  output %y\n}",
     );
-    let obj = d.join("m.o");
-    let hdr = d.join("m.h");
-    refuses(
-        &[
-            "compile",
-            m.to_str().unwrap(),
-            "-o",
-            obj.to_str().unwrap(),
-            "--header",
-            hdr.to_str().unwrap(),
-            "--input-shape",
-            "x=4294967296x4294967296",
-        ],
-        "more elements than memory can address",
+    let o = compile(&d, &m, &["--input-shape", "x=4294967296x4294967296"]);
+    assert_ne!(o.code, 0, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("more elements than memory can address"),
+        "{}",
+        o.stderr
     );
 }
 
