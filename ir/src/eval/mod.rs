@@ -210,13 +210,11 @@ pub fn run(g: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>
         let outs = {
             let args: Vec<Option<&Tensor>> =
                 ins.iter().map(|v| v.and_then(|v| env.get(&v))).collect();
-            let err = |msg| IrError::Eval {
+            eval_op_checked(&node.op, &args, node.outputs.len()).map_err(|msg| IrError::Eval {
                 node: node.name.clone(),
                 op: node.op.kind_name(),
                 msg,
-            };
-            check_output_sizes(&node.op, &args, node.outputs.len()).map_err(err)?;
-            eval_op(&node.op, &args, node.outputs.len()).map_err(err)?
+            })?
         };
         for v in ins.into_iter().flatten() {
             if let Some(u) = uses.get_mut(&v) {
@@ -248,7 +246,9 @@ pub fn run(g: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>
 /// [`eval_op`] after checking that the outputs fit in memory (see [`crate::limits`]): what
 /// constant folding and every other caller outside [`run`] should use on model data.
 pub fn eval_op_checked(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult {
-    check_output_sizes(op, ins, num_outputs)?;
+    if let Some(outs) = inferred_outputs(op, ins, num_outputs) {
+        check_sizes(&outs)?;
+    }
     eval_op(op, ins, num_outputs)
 }
 
@@ -270,13 +270,9 @@ pub(crate) fn inferred_outputs(
     crate::infer::infer_node(op, &type_refs, args, num_outputs).ok()
 }
 
-/// Refuses a node whose outputs, inferred from the concrete inputs, would not fit in memory
-/// (an overflowing shape, or more than the budget of [`crate::limits`]), before any kernel
-/// allocates them.
-fn check_output_sizes(op: &Op, args: &[Option<&Tensor>], num_outputs: usize) -> Result<(), String> {
-    let Some(outs) = inferred_outputs(op, args, num_outputs) else {
-        return Ok(());
-    };
+/// Refuses outputs of these (inferred) types that would not fit in memory: an overflowing
+/// shape, or more than the budget of [`crate::limits`], before any kernel allocates them.
+pub(crate) fn check_sizes(outs: &[crate::TensorType]) -> Result<(), String> {
     let mut total: u64 = 0;
     for (p, ty) in outs.iter().enumerate() {
         if let Some(shape) = ty.concrete_shape() {
