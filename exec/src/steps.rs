@@ -141,6 +141,8 @@ pub enum ExtOp {
         ports: Vec<Option<usize>>,
         q: bool,
     },
+    /// An op run by the reference evaluator (ops without a kernel of their own).
+    Reference(crate::kernels::reference::RefOp),
 }
 
 impl ExtOp {
@@ -209,6 +211,7 @@ impl ExtOp {
                 }
                 mm.run(&args, outs[0])
             }
+            ExtOp::Reference(r) => r.run(&ins, outs)?,
             ExtOp::Conv { geom, ukr } => {
                 let w = *ins.get(1).ok_or("missing weights")?;
                 let b = ins.get(2).copied().unwrap_or(std::ptr::null());

@@ -28,6 +28,12 @@ index.tsv columns:
     spelled `seq(T)`, `opt(T)`, `map(K,V)`.
   * opset: the highest version imported for the default ONNX domain (or the highest
     of any domain if the default one is not imported).
+  * touched types: every element type the case touches, sorted and unique: graph inputs
+    and outputs (inside `seq`/`opt`/`map` too), initializers, `value_info`, tensor and
+    type attributes, type-valued integer attributes (`to`, `dtype`, `output_dtype`,
+    `stash_type`), recursively through subgraphs and model-local functions. The node-test
+    scope (tests/src/conformance.rs) is "no touched type is string, complex, float8,
+    float4 or a 2/4-bit integer".
 
 The output directory is recreated from scratch on every run.
 """
@@ -102,6 +108,58 @@ def model_opset(model: onnx.ModelProto) -> int:
     return max(default or [o.version for o in model.opset_import] or [0])
 
 
+# Integer attributes that hold a TensorProto.DataType.
+_TYPE_ATTRS = ("to", "dtype", "output_dtype", "stash_type")
+
+
+def elem_types(tp: onnx.TypeProto, acc: set[str]) -> None:
+    kind = tp.WhichOneof("value")
+    if kind == "tensor_type":
+        acc.add(dtype_name(tp.tensor_type.elem_type))
+    elif kind == "sparse_tensor_type":
+        acc.add(dtype_name(tp.sparse_tensor_type.elem_type))
+    elif kind == "sequence_type":
+        elem_types(tp.sequence_type.elem_type, acc)
+    elif kind == "optional_type":
+        elem_types(tp.optional_type.elem_type, acc)
+    elif kind == "map_type":
+        acc.add(dtype_name(tp.map_type.key_type))
+        elem_types(tp.map_type.value_type, acc)
+
+
+def node_types(nodes, acc: set[str]) -> None:
+    for node in nodes:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.INT and a.name in _TYPE_ATTRS and a.i:
+                acc.add(dtype_name(a.i))
+            elif a.type == onnx.AttributeProto.TENSOR:
+                acc.add(dtype_name(a.t.data_type))
+            elif a.type == onnx.AttributeProto.TYPE_PROTO:
+                elem_types(a.tp, acc)
+            elif a.type == onnx.AttributeProto.GRAPH:
+                graph_types(a.g, acc)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    graph_types(g, acc)
+
+
+def graph_types(graph: onnx.GraphProto, acc: set[str]) -> None:
+    for v in list(graph.input) + list(graph.output) + list(graph.value_info):
+        elem_types(v.type, acc)
+    for t in graph.initializer:
+        acc.add(dtype_name(t.data_type))
+    node_types(graph.node, acc)
+
+
+def touched_types(model: onnx.ModelProto) -> list[str]:
+    acc: set[str] = set()
+    graph_types(model.graph, acc)
+    for fn in model.functions:
+        node_types(fn.node, acc)
+    acc.discard("undefined")
+    return sorted(acc)
+
+
 def serialize_value(value, vinfo: onnx.ValueInfoProto) -> bytes:
     """Serialize one input/output value exactly as onnx's cmd_tools.generate_data does."""
     tp, name = vinfo.type, vinfo.name
@@ -134,7 +192,9 @@ def write_case(case, out_dir: str) -> None:
 def index_line(case) -> str:
     model = case.model
     types = sorted({type_name(v.type) for v in list(model.graph.input) + list(model.graph.output)})
-    return "\t".join([case.name, ",".join(model_ops(model)), ",".join(types), str(model_opset(model))])
+    return "\t".join(
+        [case.name, ",".join(model_ops(model)), ",".join(types), str(model_opset(model)), ",".join(touched_types(model))]
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -1,5 +1,6 @@
 //! Compile errors: ops the backend does not lower, unsupported dtypes and symbolic shapes are
-//! `RuntimeError::Unsupported` naming the node — never a silent fallback.
+//! `RuntimeError::Unsupported` naming the node. An op without a kernel of its own runs on
+//! the reference path (the evaluator's code), never silently as something else.
 
 mod common;
 use common::*;
@@ -18,8 +19,8 @@ fn unsupported_node(g: &Graph) -> (String, String, String) {
 }
 
 #[test]
-fn an_unlowered_op_names_the_node() {
-    // OneHot is outside the op set the backend lowers.
+fn an_op_without_a_kernel_runs_on_the_reference_path() {
+    // OneHot has no kernel of its own: it runs as a reference step and agrees with eval.
     let mut g = Graph::new("onehot");
     let i = g.add_input("i", TensorType::fixed(DType::I64, &[3]));
     let depth = g.add_const("depth", whittle_ir::Tensor::scalar(4i64));
@@ -37,10 +38,38 @@ fn an_unlowered_op_names_the_node() {
         }],
     );
     g.add_output(whittle_ir::Value::new(id, 0), "y");
-    assert_eq!(
-        unsupported_node(&g),
-        ("cpu".into(), "my_onehot".into(), "OneHot".into())
+    let x = Tensor::from_vec(vec![3], vec![2i64, -1, 7]);
+    let want = whittle_ir::eval::run(&g, &[("i", x.clone())]).unwrap();
+    let exe = CpuBackend::default().compile(&g).unwrap();
+    let got = exe.run(&[("i", x)]).unwrap();
+    assert_eq!(got[0].1, want[0].1);
+}
+
+#[test]
+fn a_node_the_evaluator_refuses_names_the_node() {
+    // OneHot's depth must be a scalar: refused at compile time, naming the node.
+    let mut g = Graph::new("onehot");
+    let i = g.add_input("i", TensorType::fixed(DType::I64, &[3]));
+    let depth = g.add_const(
+        "depth",
+        whittle_ir::Tensor::from_vec(vec![2], vec![4i64, 4]),
     );
+    let values = g.add_const(
+        "values",
+        whittle_ir::Tensor::from_vec(vec![2], vec![0f32, 1.0]),
+    );
+    let id = g.add_node(
+        Op::OneHot { axis: -1 },
+        "my_onehot",
+        &[Some(i), Some(depth), Some(values)],
+        vec![whittle_ir::ValueInfo {
+            name: "y".into(),
+            ty: TensorType::fixed(DType::F32, &[3, 4]),
+        }],
+    );
+    g.add_output(whittle_ir::Value::new(id, 0), "y");
+    let err = CpuBackend::default().compile(&g).err().expect("compiled");
+    assert!(err.to_string().contains("'my_onehot'"), "{err}");
 }
 
 #[test]

@@ -13,6 +13,7 @@ pub mod norm;
 pub mod par;
 pub mod pool;
 pub mod quant;
+pub mod reference;
 pub mod resize;
 pub mod rows;
 pub mod ukernel;

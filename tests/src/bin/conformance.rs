@@ -21,7 +21,8 @@ struct Args {
     /// Backend to run the cases on.
     #[arg(long, default_value = "reference")]
     backend: String,
-    /// Run every in-scope case (ops in the op set, dtypes in scope) instead of the manifest.
+    /// Run every in-scope case (all ops; no string, complex, float8/4 or 2/4-bit type) instead
+    /// of the manifest.
     #[arg(long)]
     all: bool,
     /// With --all: write the passing cases to the manifest.

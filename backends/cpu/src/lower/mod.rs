@@ -14,6 +14,7 @@ pub mod ops_einsum;
 pub mod ops_ext;
 pub mod ops_norm;
 pub mod ops_quant;
+pub mod ops_ref;
 pub mod ops_resize;
 
 pub use whittle_exec::steps::{FusedSplit, InputSpec, OutputSpec, Step};
@@ -359,6 +360,7 @@ impl Lowerer<'_> {
             _ if self.fusible(id)? => self.fused(id, inlined)?,
             _ if self.host_ext(id)? => {}
             _ if self.host_op(id)? => {}
+            _ if self.host_reference(id)? => {}
             _ => {
                 return Err(unsupported(
                     g,
