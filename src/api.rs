@@ -143,6 +143,12 @@ impl Model {
         })
     }
 
+    /// What the loader accepted with a warning, one line each (declared shapes that
+    /// inference disproved and replaced).
+    pub fn warnings(&self) -> &[String] {
+        &self.inner.warnings
+    }
+
     /// The model's graph.
     pub fn graph(&self) -> &Graph {
         &self.inner.graph

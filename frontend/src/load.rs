@@ -11,7 +11,7 @@ use crate::FrontendError;
 use prost::Message;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
-use whittle_ir::infer::{infer_node_with, merge_types, SymGen};
+use whittle_ir::infer::{infer_node_with, merge_declared, SymGen};
 use whittle_ir::{DType, Graph, Tensor, TensorType, Value, ValueInfo};
 
 /// A loaded model: the IR graph plus what is needed to write it back as ONNX.
@@ -31,6 +31,9 @@ pub struct Model {
     /// The external data files the model's initializers were read from (by
     /// [`load_model`]), so that a writer can refuse to overwrite them.
     pub external_files: Vec<std::path::PathBuf>,
+    /// What the loader noticed but accepted, one line each: declared shapes (graph outputs,
+    /// `value_info`) that inference disproved and replaced. Callers print them as warnings.
+    pub warnings: Vec<String>,
 }
 
 impl Model {
@@ -48,6 +51,7 @@ impl Model {
             graph_doc_string: String::new(),
             metadata_props: Vec::new(),
             external_files: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }
@@ -112,7 +116,17 @@ fn model_from_proto_with(
         .graph
         .as_ref()
         .ok_or_else(|| FrontendError::BadModel("the model has no graph".into()))?;
-    let graph = build_graph(proto, gp, base_dir, inits)?;
+    let (graph, hints) = build_graph(proto, gp, base_dir, inits)?;
+    let warnings = match hints.as_slice() {
+        [] => Vec::new(),
+        [one] => vec![format!(
+            "a declared shape disagrees with inference; using the inferred one: {one}"
+        )],
+        [first, rest @ ..] => vec![format!(
+            "{} declared shapes disagree with inference; using the inferred ones (first: {first})",
+            rest.len() + 1
+        )],
+    };
     Ok(Model {
         graph,
         ir_version: proto.ir_version(),
@@ -133,6 +147,7 @@ fn model_from_proto_with(
             .map(|p| (p.key().to_string(), p.value().to_string()))
             .collect(),
         external_files: Vec::new(),
+        warnings,
     })
 }
 
@@ -145,6 +160,8 @@ struct Builder<'a> {
     base_dir: Option<&'a Path>,
     /// Fresh symbols for anonymous dims and for sizes shape inference cannot know.
     syms: SymGen,
+    /// Declared shapes that inference disproved (the inferred ones were kept).
+    hints: Vec<String>,
 }
 
 impl Builder<'_> {
@@ -175,7 +192,7 @@ fn build_graph(
     gp: &GraphProto,
     base_dir: Option<&Path>,
     pre: Option<Vec<(String, Tensor)>>,
-) -> Result<Graph, FrontendError> {
+) -> Result<(Graph, Vec<String>), FrontendError> {
     let syms = symgen_after(gp.input.iter().chain(&gp.value_info).chain(&gp.output));
     let mut b = Builder {
         g: Graph::new(gp.name()),
@@ -183,6 +200,7 @@ fn build_graph(
         used: HashSet::new(),
         base_dir,
         syms,
+        hints: Vec::new(),
     };
     // Reserve every name in the file so that made-up names never collide with later ones.
     for n in &gp.node {
@@ -254,7 +272,16 @@ fn build_graph(
             .ok_or_else(|| FrontendError::DanglingOutput(o.name().to_string()))?;
         b.g.add_output(v, o.name());
     }
-    Ok(b.g)
+    // Node-by-node inference above sees no shape computations; graph inference tracks
+    // their symbolic values (Shape → Gather → Slice ends), so a dim the model names keeps
+    // its one symbol instead of a fresh `unk_N` per use. Weights are shared, so the copy
+    // is cheap; should the second walk disagree, the first one's types stand.
+    let mut g = b.g;
+    let mut refined = g.clone();
+    if whittle_ir::infer::infer_graph(&mut refined).is_ok() {
+        g = refined;
+    }
+    Ok((g, b.hints))
 }
 
 /// Node indices in a topological order (the file order when it already is one). Fails on
@@ -379,21 +406,39 @@ fn add_node(
         inputs.pop();
     }
 
-    let n_out = cx.num_outputs().max(1);
+    // The ONNX output of each IR output port: the same index, unless the op says otherwise.
+    let ports = crate::ops::contrib::output_ports(domain, node.op_type());
+    let onnx_out = |port: usize| ports.map_or(port, |p| p[port]);
+    let n_out = match ports {
+        None => cx.num_outputs().max(1),
+        Some(p) => p
+            .iter()
+            .rposition(|&o| node.output.get(o).is_some_and(|s| !s.is_empty()))
+            .map_or(1, |i| i + 1),
+    };
     let types = output_types(b, &name, node.op_type(), &lowered.op, &inputs, n_out)?;
     let mut outputs = Vec::with_capacity(n_out);
     for (port, inferred) in types.into_iter().enumerate() {
-        let oname = match node.output.get(port) {
+        let oname = match node.output.get(onnx_out(port)) {
             Some(s) if !s.is_empty() => s.clone(),
             _ => b.fresh(&format!("{name}_out{port}")),
         };
-        // A type the model declares is kept where it is more specific than the inferred one.
+        // A type the model declares is kept where it is more specific than the inferred
+        // one; a declared shape is a hint, and where inference disproves it, inference wins.
         let ty = match declared.get(oname.as_str()) {
-            Some(d) => merge_types(d, &inferred).map_err(|why| FrontendError::BadNode {
-                node: name.clone(),
-                op_type: node.op_type().to_string(),
-                why: format!("output '{oname}': {why}"),
-            })?,
+            Some(d) => {
+                let (ty, hint) =
+                    merge_declared(d, &inferred).map_err(|why| FrontendError::BadNode {
+                        node: name.clone(),
+                        op_type: node.op_type().to_string(),
+                        why: format!("output '{oname}': {why}"),
+                    })?;
+                if let Some(why) = hint {
+                    b.hints
+                        .push(format!("node '{name}' output '{oname}': {why}"));
+                }
+                ty
+            }
             None => inferred,
         };
         outputs.push(ValueInfo { name: oname, ty });

@@ -35,6 +35,10 @@ impl Op {
             | Op::ConstantOfShape { .. }
             | Op::NonZero
             | Op::DynamicQuantizeLinear => fixed(1),
+            Op::ParamUnary(_) | Op::Hardmax { .. } | Op::BitCast { .. } | Op::EyeLike { .. } => {
+                fixed(1)
+            }
+            Op::SwiGlu { .. } | Op::CumProd { .. } => fixed(2),
             Op::Dropout => range(1, 3),
             Op::Binary(_)
             | Op::MatMul
@@ -66,12 +70,66 @@ impl Op {
             Op::AddNorm { .. } => range(3, 5),
             Op::PaddingOffsets => fixed(1),
             Op::PackedAttention { .. } => fixed(4),
+            Op::BiasGelu { .. } | Op::ScaledMatMul { .. } => fixed(2),
+            Op::EmbedLayerNorm { .. } => range(4, 9),
+            Op::QkvAttention(_) => range(2, 5),
+            Op::Scatter {
+                kind: crate::ScatterKind::Tensor { .. },
+                ..
+            } => range(2, 3),
+            Op::Scatter { .. }
+            | Op::Col2Im { .. }
+            | Op::GroupNormalization { .. }
+            | Op::InstanceNormalization { .. } => fixed(3),
+            Op::Compress { .. } | Op::ReverseSequence { .. } | Op::CenterCropPad { .. } => fixed(2),
+            Op::MaxUnpool { .. } => range(2, 3),
+            Op::Unique { .. }
+            | Op::DepthToSpace { .. }
+            | Op::SpaceToDepth { .. }
+            | Op::LpPool { .. }
+            | Op::LpNormalization { .. }
+            | Op::Lrn { .. }
+            | Op::MeanVarianceNormalization { .. }
+            | Op::Det => fixed(1),
+            Op::NegativeLogLikelihoodLoss { .. } | Op::SoftmaxCrossEntropyLoss { .. } => {
+                range(2, 3)
+            }
+            Op::Recurrent(a) => match a.cell {
+                crate::RnnCell::Lstm { .. } => range(3, 8),
+                _ => range(3, 6),
+            },
+            Op::CausalConvWithState { .. } => range(2, 4),
+            Op::LinearAttention { .. } => range(3, 6),
+            Op::TfIdfVectorizer(_) => fixed(1),
+            Op::SdpAttention(_) => range(3, 7),
+            Op::RotaryEmbedding { .. } => range(3, 4),
+            Op::GridSample { .. } | Op::AffineGrid { .. } => fixed(2),
+            Op::RoiAlign { .. } => fixed(3),
+            Op::NonMaxSuppression { .. } => range(2, 5),
+            Op::Dft { .. } => range(1, 3),
+            Op::Stft { .. } => range(2, 4),
+            Op::SignalWindow { .. } => fixed(1),
+            Op::MelWeightMatrix { .. } => fixed(5),
+            Op::DeformConv { .. } => range(3, 5),
+            Op::ConvInteger { .. } => range(2, 4),
+            Op::QLinearConv { .. } => range(8, 9),
         }
     }
 
     /// `(min, max)` output ports.
     pub fn output_arity(&self) -> (usize, usize) {
         match self {
+            Op::GridSample { .. }
+            | Op::AffineGrid { .. }
+            | Op::RoiAlign { .. }
+            | Op::NonMaxSuppression { .. }
+            | Op::Dft { .. }
+            | Op::Stft { .. }
+            | Op::SignalWindow { .. }
+            | Op::MelWeightMatrix { .. }
+            | Op::DeformConv { .. }
+            | Op::ConvInteger { .. }
+            | Op::QLinearConv { .. } => (1, 1),
             Op::Dropout | Op::MaxPool { .. } => (1, 2),
             Op::BatchNormalization { .. } | Op::LayerNormalization { .. } => (1, 3),
             Op::TopK { .. } => (2, 2),
@@ -138,6 +196,40 @@ impl Op {
             Op::AddNorm { .. } => (1, 2),
             Op::PaddingOffsets => (3, 3),
             Op::PackedAttention { .. } => (1, 1),
+            Op::BiasGelu { .. } | Op::ScaledMatMul { .. } | Op::QkvAttention(_) => (1, 1),
+            Op::EmbedLayerNorm { .. } => (1, 3),
+            Op::ParamUnary(_)
+            | Op::SwiGlu { .. }
+            | Op::BitCast { .. }
+            | Op::Hardmax { .. }
+            | Op::CumProd { .. }
+            | Op::EyeLike { .. } => (1, 1),
+            Op::Unique { .. } => (1, 4),
+            Op::Scatter { .. }
+            | Op::Compress { .. }
+            | Op::ReverseSequence { .. }
+            | Op::DepthToSpace { .. }
+            | Op::SpaceToDepth { .. }
+            | Op::CenterCropPad { .. }
+            | Op::Col2Im { .. }
+            | Op::MaxUnpool { .. }
+            | Op::LpPool { .. }
+            | Op::LpNormalization { .. }
+            | Op::Lrn { .. }
+            | Op::InstanceNormalization { .. }
+            | Op::GroupNormalization { .. }
+            | Op::MeanVarianceNormalization { .. }
+            | Op::Det => (1, 1),
+            Op::NegativeLogLikelihoodLoss { .. } | Op::TfIdfVectorizer(_) => (1, 1),
+            Op::SoftmaxCrossEntropyLoss { .. }
+            | Op::CausalConvWithState { .. }
+            | Op::LinearAttention { .. } => (1, 2),
+            Op::Recurrent(a) => match a.cell {
+                crate::RnnCell::Lstm { .. } => (1, 3),
+                _ => (1, 2),
+            },
+            Op::SdpAttention(_) => (1, 4),
+            Op::RotaryEmbedding { .. } => (1, 1),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! helpers live in [`rewrite`].
 
 mod canon_act;
+mod canon_contrib;
 mod canon_norm;
 mod canonicalize;
 mod const_fold;

@@ -32,7 +32,7 @@ pub fn run(a: &BenchArgs) -> CliResult {
     }
     check_threads(a.threads)?;
     let backend = whittle::backend_by_name(a.backend, a.threads)?;
-    let mut m = whittle::frontend::load_model(a.model).map_err(|e| e.to_string())?;
+    let mut m = super::load_model(a.model)?;
     pipeline(a.passes)?
         .run(&mut m.graph, &mut PassContext::default())
         .map_err(|e| e.to_string())?;

@@ -66,7 +66,7 @@ pub fn run(a: CompileArgs) -> CliResult {
         &[("-o", a.output), ("--header", &header)],
     )?;
     let shapes = parse_shapes(a.shapes)?;
-    let mut m = whittle::frontend::load_model(a.model).map_err(|e| e.to_string())?;
+    let mut m = super::load_model(a.model)?;
     let mut cx = PassContext {
         verify: true,
         input_shapes: shapes.clone(),

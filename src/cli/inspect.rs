@@ -9,7 +9,10 @@ use whittle::ir::{Graph, Op};
 
 pub fn run(model: &Path, print_ir: bool) -> CliResult {
     let m = match whittle::frontend::load_model(model) {
-        Ok(m) => m,
+        Ok(m) => {
+            super::print_warnings(model, &m);
+            m
+        }
         Err(FrontendError::UnsupportedOp { .. }) => return report_unsupported(model),
         Err(e) => return Err(e.to_string()),
     };

@@ -17,6 +17,24 @@ use whittle::runtime::npy;
 pub type CliResult = Result<(), String>;
 
 /// The most worker threads `--threads` accepts: 8 per core, at most 1024.
+/// Loads an ONNX model and prints the loader's warnings (one line each) on stderr.
+pub fn load_model(path: &std::path::Path) -> Result<whittle::frontend::Model, String> {
+    let m = whittle::frontend::load_model(path).map_err(|e| e.to_string())?;
+    print_warnings(path, &m);
+    Ok(m)
+}
+
+/// Prints what the loader accepted with a warning.
+pub fn print_warnings(path: &std::path::Path, m: &whittle::frontend::Model) {
+    for w in &m.warnings {
+        eprintln!(
+            "warning: {}: {}",
+            printable(&path.display().to_string()),
+            one_line(w)
+        );
+    }
+}
+
 pub fn max_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     cores.saturating_mul(8).min(1024)

@@ -42,7 +42,7 @@ pub fn run(a: OptimizeArgs) -> CliResult {
     }
     check_distinct(&[("input model", a.model)], &outputs)?;
     let pipeline = pipeline(a.passes)?;
-    let mut m = whittle::frontend::load_model(a.model).map_err(|e| e.to_string())?;
+    let mut m = super::load_model(a.model)?;
     // The input's own external data files are inputs too: never write over them.
     let mut inputs: Vec<(&str, &Path)> = vec![("input model", a.model)];
     for f in &m.external_files {

@@ -20,7 +20,7 @@ pub fn run(
     let pipeline = pipeline(passes)?;
     let inputs = read_inputs(input_args)?;
     let exe = {
-        let mut m = whittle::frontend::load_model(model).map_err(|e| e.to_string())?;
+        let mut m = super::load_model(model)?;
         pipeline
             .run(&mut m.graph, &mut PassContext::default())
             .map_err(|e| e.to_string())?;

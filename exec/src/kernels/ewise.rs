@@ -199,6 +199,29 @@ fn unary_f(op: UnaryOp, v: f64) -> f64 {
         }
         HardSwish => v * (v / 6.0 + 0.5).clamp(0.0, 1.0),
         Not => (v == 0.0) as u8 as f64,
+        Tan => v.tan(),
+        Asin => v.asin(),
+        Acos => v.acos(),
+        Atan => v.atan(),
+        Sinh => v.sinh(),
+        Cosh => v.cosh(),
+        Asinh => v.asinh(),
+        Acosh => v.acosh(),
+        Atanh => v.atanh(),
+        Softplus => softplus(v),
+        Softsign => v / (1.0 + v.abs()),
+        Mish => v * softplus(v).tanh(),
+        // Integers only (refused by `check` for floats).
+        BitwiseNot => v,
+    }
+}
+
+/// `ln(1 + eˣ)` without overflow for large `x`.
+fn softplus(x: f64) -> f64 {
+    if x > 0.0 {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
     }
 }
 
@@ -234,6 +257,10 @@ impl Ewise {
         let fl = self.float_domain();
         let ok = match self.f {
             EwFn::Unary(UnaryOp::Not) => self.in_dt[0] == DType::Bool,
+            EwFn::Unary(UnaryOp::BitwiseNot) => self.in_dt[0].is_int(),
+            EwFn::Binary(BitwiseAnd | BitwiseOr | BitwiseXor | BitShiftLeft | BitShiftRight) => {
+                self.in_dt[0].is_int() && self.in_dt.iter().all(|&d| d == self.in_dt[0])
+            }
             EwFn::Unary(u) => {
                 fl || matches!(
                     u,
@@ -386,6 +413,13 @@ impl Ewise {
                     Mul => p * q,
                     Div => p / q,
                     Mod => float_mod(p, q),
+                    PRelu => {
+                        if p < 0.0 {
+                            p * q
+                        } else {
+                            p
+                        }
+                    }
                     _ => p % q,
                 };
                 st_f(dt, out, o, r)
@@ -410,6 +444,26 @@ impl Ewise {
                             .map_or(0, |r| if r != 0 && q < 0 { r + q } else { r })
                     }
                     Pow => int_pow(p, q),
+                    BitwiseAnd => p & q,
+                    BitwiseOr => p | q,
+                    BitwiseXor => p ^ q,
+                    // Exact i128 values; the store wraps to the dtype's width.
+                    BitShiftLeft | BitShiftRight => {
+                        let width = dt.size_of() as i128 * 8;
+                        match (b, (0..width).contains(&q)) {
+                            (BitShiftLeft, true) => p.wrapping_shl(q as u32),
+                            (_, true) => p >> q,
+                            (BitShiftLeft, false) => 0,
+                            _ => -((p < 0) as i128),
+                        }
+                    }
+                    PRelu => {
+                        if p < 0 {
+                            p.wrapping_mul(q)
+                        } else {
+                            p
+                        }
+                    }
                     _ => p.checked_rem(q).unwrap_or(0),
                 };
                 st_i(dt, out, o, r)
@@ -423,6 +477,7 @@ impl Ewise {
                     UnaryOp::Abs => v.abs(),
                     UnaryOp::Relu => v.max(0),
                     UnaryOp::Sign => v.signum(),
+                    UnaryOp::BitwiseNot => !v,
                     _ => v,
                 };
                 st_i(dt, out, o, r)

@@ -1,9 +1,15 @@
 //! The exporter: IR [`Model`] → ONNX `ModelProto` (ops in their newest form, constants as
 //! initializers), and [`save_model`], which can move big initializers to an external file.
 
+mod act;
+mod attention;
+mod contrib;
 mod decompose;
 mod fused;
+mod index_norm;
 mod ops;
+mod seq;
+mod signal_vision;
 
 use crate::proto::{
     tensor_proto::DataLocation, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
@@ -83,6 +89,15 @@ pub fn export_model(model: &Model, opts: &ExportOptions) -> Result<ModelProto, F
                 version: Some(*v),
             });
         }
+    }
+    // Contrib nodes need their domain imported, also in a model that did not import it.
+    let ms = contrib::MS_DOMAIN;
+    if graph.node.iter().any(|n| n.domain() == ms) && !opset_import.iter().any(|o| o.domain() == ms)
+    {
+        opset_import.push(OperatorSetIdProto {
+            domain: Some(ms.into()),
+            version: Some(1),
+        });
     }
     Ok(ModelProto {
         // IR version 8 is read by every onnxruntime 1.1x+; opset 21+ needs IR 10.
@@ -217,11 +232,15 @@ fn export_graph(
             | Op::LogSoftmax {
                 axis,
                 coerce_2d: true,
+            }
+            | Op::Hardmax {
+                axis,
+                coerce_2d: true,
             } => {
-                let ty = if matches!(node.op, Op::Softmax { .. }) {
-                    "Softmax"
-                } else {
-                    "LogSoftmax"
+                let ty = match node.op {
+                    Op::Softmax { .. } => "Softmax",
+                    Op::Hardmax { .. } => "Hardmax",
+                    _ => "LogSoftmax",
                 };
                 expand_coerced_softmax(
                     &mut gp, &mut nm, &node.name, ty, *axis, &in_names, &out_names,
@@ -299,6 +318,12 @@ fn export_graph(
                     dtype,
                     &in_names,
                     &out_names[0],
+                );
+            }
+            op if contrib::handles(op) => {
+                let dtype = g.value_type(Value::new(id, 0)).dtype;
+                contrib::export(
+                    &mut gp, &mut nm, &node.name, op, dtype, &in_names, &out_names, opset,
                 );
             }
             op => {

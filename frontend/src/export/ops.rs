@@ -15,7 +15,11 @@ use whittle_ir::{
 pub(crate) fn min_opset(g: &Graph, id: NodeId) -> i64 {
     let connected = |port: usize| g.input(id, port).is_some();
     match &g.node(id).op {
+        Op::SdpAttention(at) => super::attention::min_opset(g, id, at),
+        Op::RotaryEmbedding { .. } => 23,
+        Op::CausalConvWithState { .. } | Op::LinearAttention { .. } => 27,
         Op::RmsNormalization { .. } | Op::AddNorm { rms: true, .. } => 23,
+        Op::Recurrent(r) if r.batch_major => 14,
         Op::QuantizeLinear {
             block_size,
             output_dtype,
@@ -40,6 +44,13 @@ pub(crate) fn min_opset(g: &Graph, id: NodeId) -> i64 {
         Op::LayerNormalization { .. } | Op::AddNorm { rms: false, .. } => 17,
         Op::Shape { start, end } if *start != 0 || end.is_some() => 15,
         Op::Unary(UnaryOp::HardSwish) | Op::Trilu { .. } => 14,
+        op if super::act::min_opset(op).is_some() => super::act::min_opset(op).unwrap_or(13),
+        op if super::signal_vision::min_opset(op).is_some() => {
+            super::signal_vision::min_opset(op).unwrap_or(13)
+        }
+        op if super::index_norm::min_opset(op).is_some() => {
+            super::index_norm::min_opset(op).unwrap_or(13)
+        }
         // Softmax per axis, Squeeze/Unsqueeze/ReduceSum axes and Split sizes as inputs.
         _ => 13,
     }
@@ -94,7 +105,7 @@ fn usizes(v: &[usize]) -> impl Iterator<Item = i64> + '_ {
     v.iter().map(|&x| x as i64)
 }
 
-fn window_attrs(w: &Window, out: &mut Vec<AttributeProto>) {
+pub(crate) fn window_attrs(w: &Window, out: &mut Vec<AttributeProto>) {
     let pad = match w.auto_pad {
         AutoPad::NotSet => None,
         AutoPad::SameUpper => Some("SAME_UPPER"),
@@ -137,6 +148,8 @@ fn unary_name(u: UnaryOp) -> &'static str {
         Sign => "Sign",
         Not => "Not",
         HardSwish => "HardSwish",
+        Tan | Asin | Acos | Atan | Sinh | Cosh | Asinh | Acosh | Atanh | Softplus | Softsign
+        | Mish | BitwiseNot => super::act::unary_name(u).unwrap_or("?"),
     }
 }
 
@@ -157,6 +170,8 @@ fn binary_name(b: BinaryOp) -> &'static str {
         And => "And",
         Or => "Or",
         Xor => "Xor",
+        // Named (with BitShift's direction) in `act.rs`.
+        BitwiseAnd | BitwiseOr | BitwiseXor | BitShiftLeft | BitShiftRight | PRelu => "?",
     }
 }
 
@@ -199,7 +214,10 @@ pub(crate) fn onnx_form(
             if *b == BinaryOp::FMod {
                 a.push(attr_i("fmod", 1));
             }
-            binary_name(*b)
+            match super::act::binary_form(*b, &mut a) {
+                Some(ty) => ty,
+                None => binary_name(*b),
+            }
         }
         Op::Variadic(v) => match v {
             VariadicOp::Min => "Min",
@@ -466,6 +484,18 @@ pub(crate) fn onnx_form(
             a.push(attr_i("axis", *axis));
             "OneHot"
         }
+        Op::SdpAttention(at) => {
+            super::attention::attention_attrs(at, &mut a);
+            "Attention"
+        }
+        Op::RotaryEmbedding {
+            interleaved,
+            rotary_dim,
+            num_heads,
+        } => {
+            super::attention::rotary_attrs(*interleaved, *rotary_dim, *num_heads, &mut a);
+            "RotaryEmbedding"
+        }
         Op::QuantizeLinear {
             axis,
             block_size,
@@ -487,13 +517,57 @@ pub(crate) fn onnx_form(
             }
             "DequantizeLinear"
         }
+        Op::NegativeLogLikelihoodLoss { .. }
+        | Op::SoftmaxCrossEntropyLoss { .. }
+        | Op::Recurrent(_)
+        | Op::CausalConvWithState { .. }
+        | Op::LinearAttention { .. }
+        | Op::TfIdfVectorizer(_) => super::seq::onnx_form(op, &mut a)?,
         Op::DynamicQuantizeLinear => "DynamicQuantizeLinear",
         Op::MatMulInteger => "MatMulInteger",
         Op::QLinearMatMul => "QLinearMatMul",
+        Op::GridSample { .. }
+        | Op::AffineGrid { .. }
+        | Op::RoiAlign { .. }
+        | Op::NonMaxSuppression { .. }
+        | Op::Dft { .. }
+        | Op::Stft { .. }
+        | Op::SignalWindow { .. }
+        | Op::MelWeightMatrix { .. }
+        | Op::DeformConv { .. }
+        | Op::ConvInteger { .. }
+        | Op::QLinearConv { .. } => super::signal_vision::onnx_form(op, &mut a)?,
+        Op::ParamUnary(_)
+        | Op::SwiGlu { .. }
+        | Op::BitCast { .. }
+        | Op::Hardmax { .. }
+        | Op::CumProd { .. }
+        | Op::EyeLike { .. } => super::act::onnx_form(op, &mut a)?,
+        Op::Scatter { .. }
+        | Op::Compress { .. }
+        | Op::Unique { .. }
+        | Op::ReverseSequence { .. }
+        | Op::DepthToSpace { .. }
+        | Op::SpaceToDepth { .. }
+        | Op::CenterCropPad { .. }
+        | Op::Col2Im { .. }
+        | Op::MaxUnpool { .. }
+        | Op::LpPool { .. }
+        | Op::LpNormalization { .. }
+        | Op::Lrn { .. }
+        | Op::InstanceNormalization { .. }
+        | Op::GroupNormalization { .. }
+        | Op::MeanVarianceNormalization { .. }
+        | Op::Det => super::index_norm::onnx_form(op, &mut a)?,
         // Several nodes each (see `fused.rs`).
         Op::FusedMatMul { .. } | Op::Attention { .. } | Op::AddNorm { .. } => return None,
         // No standard ONNX form (ONNX Runtime has contrib ops for them): export refuses.
         Op::PaddingOffsets | Op::PackedAttention { .. } => return None,
+        // onnxruntime contrib ops, written by `contrib.rs`.
+        Op::BiasGelu { .. }
+        | Op::ScaledMatMul { .. }
+        | Op::EmbedLayerNorm { .. }
+        | Op::QkvAttention(_) => return None,
     };
     Some((ty, a))
 }

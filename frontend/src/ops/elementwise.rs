@@ -143,6 +143,18 @@ pub(crate) fn cast(cx: &NodeCtx) -> BuildResult {
     cx.same_inputs(Op::Cast { to })
 }
 
+/// `CastLike(input, target_type)`: a `Cast` to the dtype of the second input, which the
+/// loader always knows (graph inputs, initializers and inferred node outputs are typed).
+pub(crate) fn cast_like(cx: &NodeCtx) -> BuildResult {
+    let to = cx
+        .input_dtype(1)
+        .ok_or_else(|| cx.bad_node("the dtype of input 1 (target_type) is not known"))?;
+    Ok(Lowered {
+        op: Op::Cast { to },
+        inputs: vec![In::Onnx(0)],
+    })
+}
+
 pub(crate) fn is_nan(cx: &NodeCtx) -> BuildResult {
     cx.same_inputs(Op::IsNaN)
 }

@@ -2,13 +2,19 @@
 //! inputs it reads. `NodeCtx` reads attributes with the ONNX defaults and typed errors;
 //! the registry (`crate::registry`) decides which builder handles which (op, opset).
 
+pub(crate) mod act;
+pub(crate) mod attention;
+pub(crate) mod contrib;
 pub(crate) mod elementwise;
+pub(crate) mod index_norm;
 pub(crate) mod linalg;
 pub(crate) mod movement;
 pub(crate) mod norm;
 pub(crate) mod quant;
 pub(crate) mod reduce;
 pub(crate) mod resize;
+pub(crate) mod seq;
+pub(crate) mod signal_vision;
 
 use crate::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
 use crate::tensor::{dtype_from_onnx, tensor_from_proto};

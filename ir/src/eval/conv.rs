@@ -86,7 +86,7 @@ fn kernel_of(w: &Window, wt: &Tensor, nd: usize) -> Result<Vec<usize>, String> {
 }
 
 /// The bias as f64, one value per output channel (a one-element bias broadcasts).
-fn bias_of(b: Option<&Tensor>, m: usize) -> Result<Vec<f64>, String> {
+pub(crate) fn bias_of(b: Option<&Tensor>, m: usize) -> Result<Vec<f64>, String> {
     match b {
         None => Ok(vec![0.0; m]),
         Some(b) if b.len() == 1 => Ok(vec![b.get_f64(0); m]),
@@ -113,20 +113,27 @@ pub fn conv(window: &Window, group: usize, ins: &[Option<&Tensor>]) -> OpResult 
     let x = req(ins, 0, "X")?;
     let wt = req(ins, 1, "W")?;
     check_float(x)?;
-    let nd = spatial_rank(x)?;
-    let kernel = kernel_of(window, wt, nd)?;
-    let geo = Geometry::new(window, nd, &kernel)?;
-    let (n, c) = (x.shape()[0], x.shape()[1]);
-    let m = wt.shape()[0];
-    let cg = wt.shape()[1];
-    if group == 0 || c != cg * group || m % group != 0 {
-        return Err(format!(
-            "shapes X {:?} and W {:?} do not fit group {group}",
-            x.shape(),
-            wt.shape()
-        ));
-    }
-    let in_sp = &x.shape()[2..];
+    let bias = bias_of(opt(ins, 2), wt.shape().first().copied().unwrap_or(0))?;
+    let (shape, y) = conv_core(
+        window,
+        group,
+        x.shape(),
+        &x.to_f64_vec(),
+        wt.shape(),
+        &wt.to_f64_vec(),
+        &bias,
+    )?;
+    Ok(vec![Tensor::from_f64(x.dtype(), shape, &y)])
+}
+
+/// Explicit begin/end pads (auto-padding resolved) and the output spatial sizes of a
+/// conv-like window over `in_sp`.
+pub(crate) fn conv_pads_and_out(
+    window: &Window,
+    geo: &Geometry,
+    in_sp: &[usize],
+) -> Result<(Vec<usize>, Vec<usize>), String> {
+    let nd = in_sp.len();
     let pads = match window.auto_pad {
         AutoPad::NotSet => explicit_pads(window, nd)?,
         AutoPad::Valid => vec![0; 2 * nd],
@@ -160,9 +167,67 @@ pub fn conv(window: &Window, group: usize, ins: &[Option<&Tensor>]) -> OpResult 
         }
         out_sp.push(o as usize);
     }
-    let xv = x.to_f64_vec();
-    let wv = wt.to_f64_vec();
-    let bias = bias_of(opt(ins, 2), m)?;
+    Ok((pads, out_sp))
+}
+
+/// Checks the shapes of a (grouped) convolution: `(nd, kernel)` of X `[N, C, spatial...]`
+/// and W `[M, C/group, k...]`.
+pub(crate) fn conv_shapes(
+    window: &Window,
+    group: usize,
+    xs: &[usize],
+    ws: &[usize],
+) -> Result<(usize, Vec<usize>), String> {
+    if xs.len() < 3 {
+        return Err(format!(
+            "input must have rank >= 3 (N, C, spatial...), got shape {xs:?}"
+        ));
+    }
+    let nd = xs.len() - 2;
+    if ws.len() != nd + 2 {
+        return Err(format!("weight shape {ws:?} must have rank {}", nd + 2));
+    }
+    let kernel = ws[2..].to_vec();
+    if !window.kernel_shape.is_empty() && window.kernel_shape != kernel {
+        return Err(format!(
+            "kernel_shape {:?} does not match the weight shape {ws:?}",
+            window.kernel_shape
+        ));
+    }
+    let (c, m, cg) = (xs[1], ws[0], ws[1]);
+    if group == 0 || c != cg * group || m % group != 0 {
+        return Err(format!(
+            "shapes X {xs:?} and W {ws:?} do not fit group {group}"
+        ));
+    }
+    Ok((nd, kernel))
+}
+
+/// The convolution itself on f64 values (`x` of shape `xs`, `w` of shape `ws`, one bias
+/// per output channel): the output shape and values. Shared by Conv, ConvInteger and
+/// QLinearConv (integer values are exact in f64 at these sizes).
+pub(crate) fn conv_core(
+    window: &Window,
+    group: usize,
+    xs: &[usize],
+    xv: &[f64],
+    ws: &[usize],
+    wv: &[f64],
+    bias: &[f64],
+) -> Result<(Vec<usize>, Vec<f64>), String> {
+    let (nd, kernel) = conv_shapes(window, group, xs, ws)?;
+    let geo = Geometry::new(window, nd, &kernel)?;
+    let (n, c) = (xs[0], xs[1]);
+    let m = ws[0];
+    let cg = ws[1];
+    if bias.len() != m {
+        return Err(format!(
+            "{} bias values for {m} output channels",
+            bias.len()
+        ));
+    }
+    let in_sp = &xs[2..];
+    let (pads, out_sp) = conv_pads_and_out(window, &geo, in_sp)?;
     let in_len: usize = in_sp.iter().product();
     let k_len: usize = kernel.iter().product();
     let out_len: usize = out_sp.iter().product();
@@ -203,11 +268,11 @@ pub fn conv(window: &Window, group: usize, ins: &[Option<&Tensor>]) -> OpResult 
     }
     let mut shape = vec![n, m];
     shape.extend(out_sp);
-    Ok(vec![Tensor::from_f64(x.dtype(), shape, &y)])
+    Ok((shape, y))
 }
 
 /// Every multi-index of `shape`, row-major.
-fn all_positions(shape: &[usize]) -> Vec<Vec<usize>> {
+pub(crate) fn all_positions(shape: &[usize]) -> Vec<Vec<usize>> {
     let n: usize = shape.iter().product();
     let mut out = Vec::with_capacity(n);
     let mut p = vec![0usize; shape.len()];

@@ -54,7 +54,16 @@ pub(crate) fn erf(x: f64) -> f64 {
     2.0 / std::f64::consts::PI.sqrt() * (-x2).exp() * sum
 }
 
-fn sigmoid(x: f64) -> f64 {
+/// `ln(1 + eˣ)` without overflow for large `x`.
+pub(crate) fn softplus(x: f64) -> f64 {
+    if x > 0.0 {
+        x + (-x).exp().ln_1p()
+    } else {
+        x.exp().ln_1p()
+    }
+}
+
+pub(crate) fn sigmoid(x: f64) -> f64 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
     } else {
@@ -103,7 +112,20 @@ pub fn unary(op: UnaryOp, ins: &[Option<&Tensor>]) -> OpResult {
                 }
             },
             HardSwish => |v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0),
+            Tan => f64::tan,
+            Asin => f64::asin,
+            Acos => f64::acos,
+            Atan => f64::atan,
+            Sinh => f64::sinh,
+            Cosh => f64::cosh,
+            Asinh => f64::asinh,
+            Acosh => f64::acosh,
+            Atanh => f64::atanh,
+            Softplus => softplus,
+            Softsign => |v| v / (1.0 + v.abs()),
+            Mish => |v| v * softplus(v).tanh(),
             Not => return Err("Not needs a bool input".into()),
+            BitwiseNot => return Err("BitwiseNot needs an integer input".into()),
         };
         return Ok(vec![map_float(x, f)?]);
     }
@@ -125,6 +147,7 @@ pub fn unary(op: UnaryOp, ins: &[Option<&Tensor>]) -> OpResult {
         Relu => |a| a.max(0),
         Sign => i128::signum,
         Floor | Ceil | Round => |a| a,
+        BitwiseNot => |a| !a,
         _ => return Err(format!("{op:?} does not accept integer input ({dt})")),
     };
     let out: Vec<i128> = v.into_iter().map(f).collect();
@@ -203,6 +226,13 @@ pub fn binary(op: BinaryOp, ins: &[Option<&Tensor>]) -> OpResult {
             .collect();
         return Ok(vec![Tensor::from_vec(shape, out)]);
     }
+    let bitwise = matches!(
+        op,
+        BitwiseAnd | BitwiseOr | BitwiseXor | BitShiftLeft | BitShiftRight
+    );
+    if bitwise && !dt.is_int() {
+        return Err(format!("{op:?} needs integer inputs, got {dt}"));
+    }
     if dt.is_float() || (op == Pow && b.dtype().is_float()) {
         let x = a.to_f64_vec();
         let y = b.to_f64_vec();
@@ -231,7 +261,8 @@ pub fn binary(op: BinaryOp, ins: &[Option<&Tensor>]) -> OpResult {
             Pow => f64::powf,
             Mod => float_mod,
             FMod => |p, q| p % q,
-            _ => unreachable!("comparisons and logic handled above"),
+            PRelu => |p, q| if p < 0.0 { p * q } else { p },
+            _ => unreachable!("comparisons, logic and bitwise ops handled above"),
         };
         let out: Vec<f64> = ma.iter().zip(mb).map(|(&i, &j)| f(x[i], y[j])).collect();
         // Pow keeps the base dtype (an integer base truncates, like numpy `astype`).
@@ -259,6 +290,7 @@ pub fn binary(op: BinaryOp, ins: &[Option<&Tensor>]) -> OpResult {
     if dt == DType::Bool {
         return Err(format!("{op:?} does not accept bool inputs"));
     }
+    let width = dt.size_of() as i128 * 8;
     let mut out = Vec::with_capacity(ma.len());
     for (&i, &j) in ma.iter().zip(mb) {
         let (p, q) = (x[i], y[j]);
@@ -276,6 +308,22 @@ pub fn binary(op: BinaryOp, ins: &[Option<&Tensor>]) -> OpResult {
                 .map_or(0, |r| if r != 0 && q < 0 { r + q } else { r }),
             FMod => p.checked_rem(q).unwrap_or(0),
             Pow => int_pow(p, q)?,
+            BitwiseAnd => p & q,
+            BitwiseOr => p | q,
+            BitwiseXor => p ^ q,
+            // Values are exact in i128 (sign-extended); wrapping to the dtype keeps the
+            // low bits, which is the shift in the dtype's width.
+            BitShiftLeft if (0..width).contains(&q) => p.wrapping_shl(q as u32),
+            BitShiftRight if (0..width).contains(&q) => p >> q,
+            BitShiftLeft => 0,
+            BitShiftRight => -((p < 0) as i128),
+            PRelu => {
+                if p < 0 {
+                    p.wrapping_mul(q)
+                } else {
+                    p
+                }
+            }
             _ => unreachable!("comparisons and logic handled above"),
         };
         out.push(r);

@@ -2,18 +2,30 @@
 //! the oracle that every pass and backend is tested against, so clarity beats speed here;
 //! accumulations (sums, dot products, variances) run in f64.
 
+mod act;
+mod attention_onnx;
+mod contrib;
 mod conv;
+mod conv_ext;
 mod elementwise;
 mod fused;
 mod index;
 mod linalg;
+mod loss;
 mod movement;
 mod norm;
+mod norm_extra;
 mod pool;
 mod quant;
+pub(crate) mod rearrange;
+mod recurrent;
 mod reduce;
 mod resize;
+mod scatter;
+mod seq;
+pub(crate) mod signal;
 pub mod util;
+pub(crate) mod vision;
 
 use crate::{Graph, IrError, Op, Tensor, Value};
 use std::collections::HashMap;
@@ -68,6 +80,12 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
             )
         }
         Cast { to } => Ok(vec![req(ins, 0, "input")?.cast(*to)]),
+        ParamUnary(p) => act::param_unary(*p, ins),
+        SwiGlu { alpha } => act::swiglu(*alpha, ins),
+        BitCast { to } => act::bit_cast(*to, ins),
+        Hardmax { axis, coerce_2d } => act::hardmax(*axis, *coerce_2d, ins),
+        CumProd { exclusive, reverse } => act::cum_prod(*exclusive, *reverse, ins),
+        EyeLike { dtype, k } => act::eye_like(*dtype, *k, ins),
         MatMul => linalg::matmul(ins),
         Gemm {
             alpha,
@@ -146,6 +164,114 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
         Resize(attrs) => resize::resize(attrs, ins),
         NonZero => movement::non_zero(ins),
         OneHot { axis } => movement::one_hot(*axis, ins),
+        Scatter { kind, reduction } => scatter::scatter(*kind, *reduction, ins),
+        Compress { axis } => scatter::compress(*axis, ins),
+        Unique { axis, sorted } => scatter::unique(*axis, *sorted, ins, num_outputs),
+        ReverseSequence {
+            batch_axis,
+            time_axis,
+        } => scatter::reverse_sequence(*batch_axis, *time_axis, ins),
+        DepthToSpace { blocksize, crd } => rearrange::depth_to_space(*blocksize, *crd, ins),
+        SpaceToDepth { blocksize, crd } => rearrange::space_to_depth(*blocksize, *crd, ins),
+        CenterCropPad { axes } => rearrange::center_crop_pad(axes.as_deref(), ins),
+        Col2Im {
+            dilations,
+            pads,
+            strides,
+        } => rearrange::col2im(dilations, pads, strides, ins),
+        MaxUnpool { window } => rearrange::max_unpool(window, ins),
+        LpPool {
+            window,
+            ceil_mode,
+            p,
+        } => norm_extra::lp_pool(window, *ceil_mode, *p, ins),
+        LpNormalization { axis, p } => norm_extra::lp_normalization(*axis, *p, ins),
+        Lrn {
+            alpha,
+            beta,
+            bias,
+            size,
+        } => norm_extra::lrn(*alpha, *beta, *bias, *size, ins),
+        InstanceNormalization { epsilon } => norm_extra::instance_norm(*epsilon, ins),
+        GroupNormalization {
+            epsilon,
+            num_groups,
+            per_group_affine,
+        } => norm_extra::group_norm(*epsilon, *num_groups, *per_group_affine, ins),
+        MeanVarianceNormalization { axes } => norm_extra::mean_variance_norm(axes, ins),
+        Det => norm_extra::det(ins),
+        GridSample {
+            mode,
+            padding,
+            align_corners,
+        } => vision::grid_sample(*mode, *padding, *align_corners, ins),
+        AffineGrid { align_corners } => vision::affine_grid(*align_corners, ins),
+        RoiAlign {
+            mode,
+            output_height,
+            output_width,
+            sampling_ratio,
+            spatial_scale,
+            half_pixel,
+        } => vision::roi_align(
+            *mode,
+            *output_height,
+            *output_width,
+            *sampling_ratio,
+            *spatial_scale,
+            *half_pixel,
+            ins,
+        ),
+        NonMaxSuppression { center_point_box } => {
+            vision::non_max_suppression(*center_point_box, ins)
+        }
+        Dft { inverse, onesided } => signal::dft(*inverse, *onesided, ins),
+        Stft { onesided } => signal::stft(*onesided, ins),
+        SignalWindow {
+            kind,
+            periodic,
+            output_dtype,
+        } => signal::window(*kind, *periodic, *output_dtype, ins),
+        MelWeightMatrix { output_dtype } => signal::mel_weight_matrix(*output_dtype, ins),
+        DeformConv {
+            window,
+            group,
+            offset_group,
+        } => conv_ext::deform_conv(window, *group, *offset_group, ins),
+        ConvInteger { window, group } => conv_ext::conv_integer(window, *group, ins),
+        QLinearConv { window, group } => conv_ext::qlinear_conv(window, *group, ins),
+        SdpAttention(a) => attention_onnx::sdp_attention(a, ins, num_outputs),
+        RotaryEmbedding {
+            interleaved,
+            rotary_dim,
+            num_heads,
+        } => attention_onnx::rotary_embedding(*interleaved, *rotary_dim, *num_heads, ins),
+        NegativeLogLikelihoodLoss {
+            reduction,
+            ignore_index,
+        } => loss::loss(false, *reduction, *ignore_index, ins, 1),
+        SoftmaxCrossEntropyLoss {
+            reduction,
+            ignore_index,
+        } => loss::loss(true, *reduction, *ignore_index, ins, num_outputs),
+        Recurrent(a) => recurrent::recurrent(a, ins, num_outputs),
+        CausalConvWithState { silu } => seq::causal_conv(*silu, ins),
+        LinearAttention {
+            q_num_heads,
+            kv_num_heads,
+            scale,
+            update_rule,
+            ..
+        } => seq::linear_attention(
+            &seq::LinAttn {
+                q_heads: *q_num_heads,
+                kv_heads: *kv_num_heads,
+                scale: *scale,
+                rule: *update_rule,
+            },
+            ins,
+        ),
+        TfIdfVectorizer(a) => seq::tfidf(a, ins),
         QuantizeLinear {
             axis,
             block_size,
@@ -160,6 +286,20 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
         PaddingOffsets => fused::padding_offsets(ins),
         PackedAttention { num_heads, scale } => fused::packed_attention(*num_heads, *scale, ins),
         AddNorm { rms, epsilon } => fused::add_norm(*rms, *epsilon, ins, num_outputs),
+        BiasGelu { approximate } => contrib::bias_gelu(*approximate, ins),
+        ScaledMatMul {
+            alpha,
+            trans_a,
+            trans_b,
+            trans_batch_a,
+            trans_batch_b,
+        } => contrib::scaled_matmul(
+            *alpha,
+            [*trans_a, *trans_b, *trans_batch_a, *trans_batch_b],
+            ins,
+        ),
+        EmbedLayerNorm { epsilon } => contrib::embed_layer_norm(*epsilon, ins, num_outputs),
+        QkvAttention(a) => contrib::qkv_attention(a, ins),
     }
 }
 

@@ -11,9 +11,9 @@ use crate::{AutoPad, Tensor, Window};
 /// Where the windows of one pooling op sit. Window `o` on axis `i` visits the padded
 /// positions `p = o·s + j·d` (`j < k`) with `p < limit[i]`; position `p` is input
 /// element `p − shift[i]` when that is inside the input, padding otherwise.
-struct Plan {
+pub(super) struct Plan {
     geo: Geometry,
-    out: Vec<usize>,
+    pub(super) out: Vec<usize>,
     shift: Vec<i64>,
     limit: Vec<i64>,
 }
@@ -95,7 +95,7 @@ fn max_plan(x: &Tensor, w: &Window, ceil: bool) -> Result<Plan, String> {
 /// AveragePool geometry, as the reference's `CommonPool`: auto-padding uses the
 /// undilated kernel; explicit padding in ceil mode adds extra padding (half of it at the
 /// begin) that windows may not reach past `in + pads`.
-fn avg_plan(x: &Tensor, w: &Window, ceil: bool) -> Result<Plan, String> {
+pub(super) fn avg_plan(x: &Tensor, w: &Window, ceil: bool) -> Result<Plan, String> {
     let (nd, geo) = spatial(x, w)?;
     let in_sp = &x.shape()[2..];
     let mut out = Vec::with_capacity(nd);
@@ -142,7 +142,7 @@ fn avg_plan(x: &Tensor, w: &Window, ceil: bool) -> Result<Plan, String> {
 
 /// For each output window (row-major over the spatial output), the visited positions as
 /// `Some(input spatial flat index)` or `None` for padding.
-fn windows(plan: &Plan, in_sp: &[usize]) -> Vec<Vec<Option<usize>>> {
+pub(super) fn windows(plan: &Plan, in_sp: &[usize]) -> Vec<Vec<Option<usize>>> {
     let nd = in_sp.len();
     let in_st = strides(in_sp);
     let n_out: usize = plan.out.iter().product();
@@ -183,7 +183,7 @@ fn windows(plan: &Plan, in_sp: &[usize]) -> Vec<Vec<Option<usize>>> {
     res
 }
 
-fn out_shape(x: &Tensor, out: &[usize]) -> Vec<usize> {
+pub(super) fn out_shape(x: &Tensor, out: &[usize]) -> Vec<usize> {
     let mut s = x.shape()[..2].to_vec();
     s.extend_from_slice(out);
     s

@@ -272,6 +272,25 @@ pub fn merge_types(declared: &TensorType, inferred: &TensorType) -> Result<Tenso
     })
 }
 
+/// [`merge_types`] for a type a model *declares* (graph outputs, `value_info`): a hint. A
+/// dtype conflict is still an error; where the shapes conflict, the inferred type wins and
+/// the second value says why, for a warning (onnxruntime runs such models, and exporters
+/// write them: Paddle2ONNX declares outputs with an empty shape).
+pub fn merge_declared(
+    declared: &TensorType,
+    inferred: &TensorType,
+) -> Result<(TensorType, Option<String>), String> {
+    if declared.dtype != inferred.dtype {
+        return Err(format!(
+            "declared as {declared} but inferred as {inferred} (dtype)"
+        ));
+    }
+    match merge_types(declared, inferred) {
+        Ok(t) => Ok((t, None)),
+        Err(why) => Ok((inferred.clone(), Some(why))),
+    }
+}
+
 /// The constant outputs of node `id` if it can be folded now.
 fn try_fold(g: &Graph, id: NodeId) -> Option<Vec<Tensor>> {
     let node = g.node(id);

@@ -9,19 +9,27 @@
 //! inner dims 3 vs 4, Concat non-axis dims that differ, Add of `[2,3]` and `[4,3]`) are
 //! errors.
 
+mod act;
+mod attention;
+mod contrib;
 mod dims;
 mod fused;
 mod graph;
+mod index_norm;
 mod linalg;
 mod movement;
+mod seq;
 mod shape_ops;
+mod signal_vision;
 mod values;
 mod window;
 
+pub use contrib::{check_batch_ranks, qkv_widths, scaled_matmul_perm};
 pub use dims::{broadcast_dim, broadcast_shapes, is_fresh, SymGen, FRESH_PREFIX};
 pub(crate) use graph::input_info;
 pub use graph::{
-    eval_fold, infer_graph, merge_types, remove_dead_nodes, specialize, FOLD_MAX_ELEMENTS,
+    eval_fold, infer_graph, merge_declared, merge_types, remove_dead_nodes, specialize,
+    FOLD_MAX_ELEMENTS,
 };
 pub use movement::{slice_len, slice_range};
 
@@ -89,6 +97,9 @@ pub(crate) fn infer_node_vals(
         | Op::Softmax { .. }
         | Op::LogSoftmax { .. }
         | Op::CumSum { .. }
+        | Op::CumProd { .. }
+        | Op::ParamUnary(_)
+        | Op::Hardmax { .. }
         | Op::Trilu { .. }
         | Op::BatchNormalization { .. }
         | Op::RmsNormalization { .. } => {
@@ -114,6 +125,9 @@ pub(crate) fn infer_node_vals(
             Ok(outs)
         }
         Op::Binary(b) => one(binary(*b, &ins, gen)?),
+        Op::SwiGlu { .. } => one(act::swiglu(&ins)?),
+        Op::BitCast { to } => one(act::bit_cast(*to, &ins)?),
+        Op::EyeLike { dtype, .. } => one(act::eye_like(*dtype, &ins)?),
         Op::Variadic(_) => {
             let n = ins.types.len();
             if n == 0 {
@@ -166,6 +180,20 @@ pub(crate) fn infer_node_vals(
         Op::Attention { num_heads, .. } => one(fused::attention(*num_heads, &ins)?),
         Op::PaddingOffsets => fused::padding_offsets(&ins, gen),
         Op::PackedAttention { num_heads, .. } => one(fused::packed_attention(*num_heads, &ins)?),
+        Op::BiasGelu { .. } => one(contrib::bias_gelu(&ins, gen)?),
+        Op::ScaledMatMul {
+            trans_a,
+            trans_b,
+            trans_batch_a,
+            trans_batch_b,
+            ..
+        } => one(contrib::scaled_matmul(
+            [*trans_a, *trans_b, *trans_batch_a, *trans_batch_b],
+            &ins,
+            gen,
+        )?),
+        Op::EmbedLayerNorm { .. } => contrib::embed_layer_norm(&ins, num_outputs, gen),
+        Op::QkvAttention(a) => one(contrib::qkv_attention(a, &ins, gen)?),
         Op::AddNorm { rms, .. } => {
             let ty = fused::add_norm(*rms, &ins)?;
             Ok(vec![ty; num_outputs.clamp(1, 2)])
@@ -304,6 +332,91 @@ pub(crate) fn infer_node_vals(
             one(TensorType::new(DType::I64, vec![rank, gen.fresh()]))
         }
         Op::OneHot { axis } => one(shape_ops::one_hot(*axis, &ins, gen)?),
+        Op::Scatter { kind, .. } => one(index_norm::scatter(*kind, &ins)?),
+        Op::Compress { axis } => one(index_norm::compress(*axis, &ins, gen)?),
+        Op::Unique { axis, .. } => index_norm::unique(*axis, &ins, gen, num_outputs),
+        Op::DepthToSpace { blocksize, .. } => {
+            one(index_norm::depth_space(true, *blocksize, &ins, gen)?)
+        }
+        Op::SpaceToDepth { blocksize, .. } => {
+            one(index_norm::depth_space(false, *blocksize, &ins, gen)?)
+        }
+        Op::CenterCropPad { axes } => one(index_norm::center_crop_pad(axes.as_deref(), &ins, gen)?),
+        Op::Col2Im {
+            dilations,
+            pads,
+            strides,
+        } => one(index_norm::col2im(dilations, pads, strides, &ins, gen)?),
+        Op::MaxUnpool { window } => one(index_norm::max_unpool(window, &ins, gen)?),
+        Op::LpPool {
+            window, ceil_mode, ..
+        } => one(window::pool(window, *ceil_mode, &ins, gen)?),
+        Op::Det => one(index_norm::det(&ins)?),
+        Op::ReverseSequence { .. }
+        | Op::LpNormalization { .. }
+        | Op::Lrn { .. }
+        | Op::InstanceNormalization { .. }
+        | Op::GroupNormalization { .. }
+        | Op::MeanVarianceNormalization { .. } => one(ins.ty(0, "input")?.clone()),
+        Op::GridSample { .. } => one(signal_vision::grid_sample(&ins)?),
+        Op::AffineGrid { .. } => one(signal_vision::affine_grid(&ins, gen)?),
+        Op::RoiAlign {
+            output_height,
+            output_width,
+            ..
+        } => one(signal_vision::roi_align(
+            *output_height,
+            *output_width,
+            &ins,
+            gen,
+        )?),
+        Op::NonMaxSuppression { .. } => one(signal_vision::non_max_suppression(&ins, gen)?),
+        Op::Dft { inverse, onesided } => one(signal_vision::dft(*inverse, *onesided, &ins, gen)?),
+        Op::Stft { onesided } => one(signal_vision::stft(*onesided, &ins, gen)?),
+        Op::SignalWindow { output_dtype, .. } => {
+            one(signal_vision::window(*output_dtype, &ins, gen)?)
+        }
+        Op::MelWeightMatrix { output_dtype } => {
+            one(signal_vision::mel_weight_matrix(*output_dtype, &ins, gen)?)
+        }
+        Op::DeformConv { window, group, .. } => {
+            let dt = ins.dtype(0, "X")?;
+            one(signal_vision::conv_like(
+                window, *group, 0, 1, dt, &ins, gen,
+            )?)
+        }
+        Op::ConvInteger { window, group } => one(signal_vision::conv_like(
+            window,
+            *group,
+            0,
+            1,
+            DType::I32,
+            &ins,
+            gen,
+        )?),
+        Op::QLinearConv { window, group } => {
+            let dt = match ins.opt_ty(7) {
+                Some(z) => z.dtype,
+                None => ins.dtype(0, "x")?,
+            };
+            one(signal_vision::conv_like(
+                window, *group, 0, 3, dt, &ins, gen,
+            )?)
+        }
+        Op::NegativeLogLikelihoodLoss { reduction, .. } => seq::loss(*reduction, &ins, 1),
+        Op::SoftmaxCrossEntropyLoss { reduction, .. } => seq::loss(*reduction, &ins, num_outputs),
+        Op::Recurrent(a) => seq::recurrent(a, &ins, num_outputs, gen),
+        Op::CausalConvWithState { .. } => seq::causal_conv(&ins, num_outputs, gen),
+        Op::LinearAttention {
+            q_num_heads,
+            kv_num_heads,
+            ..
+        } => seq::linear_attention(*q_num_heads, *kv_num_heads, &ins, num_outputs, gen),
+        Op::TfIdfVectorizer(a) => one(seq::tfidf(a, &ins)?),
+        Op::SdpAttention(a) => attention::sdp_attention(a, &ins, num_outputs, gen),
+        Op::RotaryEmbedding { num_heads, .. } => {
+            one(attention::rotary_embedding(*num_heads, &ins)?)
+        }
         Op::QuantizeLinear { output_dtype, .. } => {
             let x = ins.ty(0, "x")?;
             let dtype = match ins.opt_ty(2) {
@@ -345,9 +458,11 @@ fn binary(b: BinaryOp, ins: &Ins, gen: &mut SymGen) -> Result<TensorType, String
     if b != Pow {
         check_same_dtype(a.dtype, bt.dtype, 1)?;
     }
+    act::check_bitwise(b, a.dtype)?;
     let dtype = match b {
         Equal | Less | LessOrEqual | Greater | GreaterOrEqual | And | Or | Xor => DType::Bool,
         Add | Sub | Mul | Div | Pow | Mod | FMod => a.dtype,
+        BitwiseAnd | BitwiseOr | BitwiseXor | BitShiftLeft | BitShiftRight | PRelu => a.dtype,
     };
     let shape = broadcast_shapes(&[a.shape.as_deref(), bt.shape.as_deref()], gen)?;
     Ok(TensorType { dtype, shape })

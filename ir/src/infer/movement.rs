@@ -384,6 +384,14 @@ pub fn slice(ins: &Ins, gen: &mut SymGen) -> Result<TensorType, String> {
             n => n.map(|n| (0..n).collect()),
         }
     };
+    if let (Some(starts), None, Some(ends), Some(axes)) = (
+        ins.const_i64(1),
+        ins.const_i64(2),
+        ins.sym_value(2),
+        axes_known.clone(),
+    ) {
+        return slice_to_symbolic_ends(x, s, &starts, &ends, &axes, ins, gen);
+    }
     let (Some(starts), Some(ends), Some(axes)) =
         (ins.const_i64(1), ins.const_i64(2), axes_known.clone())
     else {
@@ -428,6 +436,48 @@ pub fn slice(ins: &Ins, gen: &mut SymGen) -> Result<TensorType, String> {
             {
                 d.clone()
             }
+            _ => gen.fresh(),
+        };
+    }
+    Ok(TensorType::new(x.dtype, out))
+}
+
+/// Slice whose ends are a shape computation (`x[:seq]` with `seq` read from another
+/// input's shape, as exporters slice rotary and position tables): an axis sliced from 0
+/// with step 1 to a symbolic end takes that symbol as its size. That assumes the end lies
+/// within the axis, which inference cannot prove; it is what keeps one sequence symbol
+/// through a decoder instead of a fresh `unk_N` per table. Run-time shapes are always
+/// re-inferred from concrete values (`specialize`), so execution never relies on it.
+fn slice_to_symbolic_ends(
+    x: &TensorType,
+    s: &[Dim],
+    starts: &[i64],
+    ends: &[SymElem],
+    axes: &[usize],
+    ins: &Ins,
+    gen: &mut SymGen,
+) -> Result<TensorType, String> {
+    if starts.len() != ends.len() || starts.len() != axes.len() {
+        return Err(format!(
+            "{} starts, {} ends and {} axes must have the same length",
+            starts.len(),
+            ends.len(),
+            axes.len()
+        ));
+    }
+    let steps = if ins.present(4) {
+        ins.const_i64(4)
+    } else {
+        Some(vec![1; starts.len()])
+    };
+    let mut out = s.to_vec();
+    for (j, &a) in axes.iter().enumerate() {
+        let step = steps.as_ref().and_then(|st| st.get(j).copied());
+        out[a] = match (&ends[j], step, &s[a]) {
+            (SymElem::Int(e), Some(step), Dim::Known(d)) => {
+                Dim::Known(slice_len(*d, starts[j], *e, step)?)
+            }
+            (SymElem::Sym(sym), Some(1), _) if starts[j] == 0 => Dim::Sym(sym.clone()),
             _ => gen.fresh(),
         };
     }

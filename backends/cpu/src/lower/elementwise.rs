@@ -405,7 +405,8 @@ fn unary(em: &mut Em, op: UnaryOp, x: Value) -> Value {
             em.mul(x, q)
         }
         // Filtered out by `unary_supported` before lowering.
-        Log | Sin | Cos | Not => x,
+        Log | Sin | Cos | Not | Tan | Asin | Acos | Atan | Sinh | Cosh | Asinh | Acosh | Atanh
+        | Softplus | Softsign | Mish | BitwiseNot => x,
     }
 }
 
