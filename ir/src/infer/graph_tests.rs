@@ -185,3 +185,69 @@ fn infer_graph_reports_conflicts() {
     assert!(merge_types(&f32t(vec![k(3)]), &f32t(vec![k(4)])).is_err());
     assert!(merge_types(&f32t(vec![k(3)]), &TensorType::fixed(DType::I64, &[3])).is_err());
 }
+
+/// `Range(0, seq, 1)` and `table[:seq]` with `seq` read from an input's shape keep the
+/// model's symbol (exporters build position ids, masks and rotary tables so).
+#[test]
+fn range_and_prefix_slice_to_a_shape_value_keep_the_symbol() {
+    let (mut g, _) = bert_like();
+    let g1 = g.node_ids().find(|&id| g.node(id).name == "g1").unwrap();
+    let u1 = g.node_ids().find(|&id| g.node(id).name == "u1").unwrap();
+    let seq = crate::Value::new(g1, 0);
+    let unk = |name: &str, dt: DType| {
+        vec![ValueInfo {
+            name: name.into(),
+            ty: TensorType::unknown_rank(dt),
+        }]
+    };
+    let zero = g.add_const("zero", Tensor::scalar(0i64));
+    let one = g.add_const("one", Tensor::scalar(1i64));
+    let r = g.add_node(
+        Op::Range,
+        "range",
+        &[Some(zero), Some(seq), Some(one)],
+        unk("r", DType::I64),
+    );
+    let table = g.add_const(
+        "table",
+        Tensor::from_vec(vec![512, 4], vec![0f32; 2048]),
+    );
+    let starts = g.add_const("starts", i64c(&[0]));
+    let sl = g.add_node(
+        Op::Slice,
+        "slice",
+        &[
+            Some(table),
+            Some(starts),
+            Some(crate::Value::new(u1, 0)),
+            Some(starts),
+        ],
+        unk("sl", DType::F32),
+    );
+    // A step other than 1 is not a prefix: a fresh size.
+    let two = g.add_const("two", i64c(&[2]));
+    let st = g.add_node(
+        Op::Slice,
+        "strided",
+        &[
+            Some(table),
+            Some(starts),
+            Some(crate::Value::new(u1, 0)),
+            Some(starts),
+            Some(two),
+        ],
+        unk("st", DType::F32),
+    );
+    for id in [r, sl, st] {
+        g.add_output(crate::Value::new(id, 0), &g.node(id).name.clone());
+    }
+    infer_graph(&mut g).unwrap();
+    let ty = |id| g.value_type(crate::Value::new(id, 0)).clone();
+    assert_eq!(ty(r), TensorType::new(DType::I64, vec![s("seq")]));
+    assert_eq!(ty(sl), f32t(vec![s("seq"), k(4)]));
+    let strided = ty(st);
+    assert!(
+        strided.shape.as_ref().unwrap()[0] != s("seq"),
+        "{strided}"
+    );
+}

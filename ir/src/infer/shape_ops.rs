@@ -163,6 +163,14 @@ pub fn range(ins: &Ins, gen: &mut SymGen) -> Result<TensorType, String> {
     }
     let scalar = |i: usize| -> Option<Tensor> { ins.konst(i).filter(|t| t.len() == 1).cloned() };
     let (Some(s), Some(l), Some(d)) = (scalar(0), scalar(1), scalar(2)) else {
+        // `Range(0, n, 1)` over a dim `n` read from a shape (exporters build position ids
+        // and masks so) has exactly `n` elements: a dim is never negative.
+        let unit = |i: usize, v: i64| scalar(i).is_some_and(|t| t.to_i64_vec() == [v]);
+        if !dtype.is_float() && unit(0, 0) && unit(2, 1) {
+            if let Some([super::values::SymElem::Sym(n)]) = ins.sym_value(1).as_deref() {
+                return Ok(TensorType::new(dtype, vec![Dim::Sym(n.clone())]));
+            }
+        }
         return Ok(TensorType::new(dtype, vec![gen.fresh()]));
     };
     let n = if dtype.is_float() {
