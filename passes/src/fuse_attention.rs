@@ -15,8 +15,9 @@
 //!
 //! The scale step and the mask are optional. Every intermediate value from the scores to
 //! the merged heads must have a single reader; the head-split reshapes must keep the
-//! batch and sequence axes (`0`, `-1` or the same known size) and split the last axis
-//! into `H × D`. Exactness E1: `Div` by `c` becomes a multiplication by `1/c` (one
+//! batch and sequence axes (`0`, `-1` or the same known size; for a target computed from
+//! shapes, as torch exports write it, inference must prove the output keeps them) and
+//! split the last axis into `H × D`. Exactness E1: `Div` by `c` becomes a multiplication by `1/c` (one
 //! rounding), everything else is the same arithmetic. Sources (PASSES.md §6):
 //! ByteTransformer fused MHA, FasterTransformer `decoder_masked_multihead_attention`,
 //! DeepSpeed `softmax_context`, flash-style online softmax; ONNX Runtime `Attention`.
@@ -57,21 +58,27 @@ fn head_split(g: &Graph, v: Value, perm: [usize; 4]) -> Option<(Value, usize)> {
     let r4 = g.input(t, 0)?;
     let r = made_by(g, r4, |op| matches!(op, Op::Reshape { allowzero: false }))?;
     let x = g.input(r, 0)?;
-    let shape = const_i64(g, g.input(r, 1)?)?;
     let xs = g.value_type(x).shape.clone()?;
     let os = g.value_type(r4).shape.clone()?;
-    if xs.len() != 3 || os.len() != 4 || shape.len() != 4 {
+    if xs.len() != 3 || os.len() != 4 {
         return None;
     }
     let (h, d, e) = (os[2].known()?, os[3].known()?, xs[2].known()?);
-    let minus_ones = shape.iter().filter(|&&s| s == -1).count();
     let ok = h * d == e
         && h > 0
-        && minus_ones <= 1
-        && keeps(shape[0], &xs[0])
-        && keeps(shape[1], &xs[1])
-        && (shape[2] == h as i64 || shape[2] == -1)
-        && (shape[3] == d as i64 || shape[3] == -1);
+        && match const_i64(g, g.input(r, 1)?) {
+            Some(shape) => {
+                shape.len() == 4
+                    && shape.iter().filter(|&&s| s == -1).count() <= 1
+                    && keeps(shape[0], &xs[0])
+                    && keeps(shape[1], &xs[1])
+                    && (shape[2] == h as i64 || shape[2] == -1)
+                    && (shape[3] == d as i64 || shape[3] == -1)
+            }
+            // A target computed from shapes (`Concat(Shape(x)[0], Shape(x)[1], H, D)`, as
+            // exporters write it): inference proved the output keeps batch and sequence.
+            None => os[0] == xs[0] && os[1] == xs[1],
+        };
     ok.then_some((x, h))
 }
 
@@ -86,20 +93,26 @@ fn head_merge(g: &Graph, o: Value, h: usize) -> Option<Value> {
     if port != 0 || !matches!(g.node(r).op, Op::Reshape { allowzero: false }) {
         return None;
     }
-    let shape = const_i64(g, g.input(r, 1)?)?;
     let ts = g.value_type(tv).shape.clone()?;
     let y = Value::new(r, 0);
     let ys = g.value_type(y).shape.clone()?;
-    if ts.len() != 4 || ys.len() != 3 || shape.len() != 3 {
+    if ts.len() != 4 || ys.len() != 3 {
         return None;
     }
     let width = ts[2].known()? * ts[3].known()?;
     let ok = ts[2].known()? == h
         && ys[2].known() == Some(width)
-        && shape.iter().filter(|&&s| s == -1).count() <= 1
-        && keeps(shape[0], &ts[0])
-        && keeps(shape[1], &ts[1])
-        && (shape[2] == width as i64 || shape[2] == -1);
+        && match const_i64(g, g.input(r, 1)?) {
+            Some(shape) => {
+                shape.len() == 3
+                    && shape.iter().filter(|&&s| s == -1).count() <= 1
+                    && keeps(shape[0], &ts[0])
+                    && keeps(shape[1], &ts[1])
+                    && (shape[2] == width as i64 || shape[2] == -1)
+            }
+            // A computed target: inference proved batch and sequence kept.
+            None => ys[0] == ts[0] && ys[1] == ts[1],
+        };
     ok.then_some(y)
 }
 

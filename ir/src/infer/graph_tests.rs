@@ -208,10 +208,7 @@ fn range_and_prefix_slice_to_a_shape_value_keep_the_symbol() {
         &[Some(zero), Some(seq), Some(one)],
         unk("r", DType::I64),
     );
-    let table = g.add_const(
-        "table",
-        Tensor::from_vec(vec![512, 4], vec![0f32; 2048]),
-    );
+    let table = g.add_const("table", Tensor::from_vec(vec![512, 4], vec![0f32; 2048]));
     let starts = g.add_const("starts", i64c(&[0]));
     let sl = g.add_node(
         Op::Slice,
@@ -246,8 +243,85 @@ fn range_and_prefix_slice_to_a_shape_value_keep_the_symbol() {
     assert_eq!(ty(r), TensorType::new(DType::I64, vec![s("seq")]));
     assert_eq!(ty(sl), f32t(vec![s("seq"), k(4)]));
     let strided = ty(st);
-    assert!(
-        strided.shape.as_ref().unwrap()[0] != s("seq"),
-        "{strided}"
+    assert!(strided.shape.as_ref().unwrap()[0] != s("seq"), "{strided}");
+}
+
+/// Torch's `expand` export, `Expand(x, Where(Equal(s, -1·ones), ones, s))` with
+/// `s = Reshape(Concat(Shape(x)...), [-1])`, keeps the model's symbols.
+#[test]
+fn torch_expand_shape_pattern_keeps_the_symbols() {
+    let mut g = Graph::new("expand");
+    let x = g.add_input("x", f32t(vec![s("batch"), s("seq")]));
+    let unk = |name: &str, dt: DType| {
+        vec![ValueInfo {
+            name: name.into(),
+            ty: TensorType::unknown_rank(dt),
+        }]
+    };
+    let v = |id| crate::Value::new(id, 0);
+    let sh = g.add_node(
+        Op::Shape {
+            start: 0,
+            end: None,
+        },
+        "shape",
+        &[Some(x)],
+        unk("sh", DType::I64),
+    );
+    let flat = g.add_const("flat", i64c(&[-1]));
+    let rs = g.add_node(
+        Op::Reshape { allowzero: false },
+        "rs",
+        &[Some(v(sh)), Some(flat)],
+        unk("rs", DType::I64),
+    );
+    let sh2 = g.add_node(
+        Op::Shape {
+            start: 0,
+            end: None,
+        },
+        "shape2",
+        &[Some(v(rs))],
+        unk("sh2", DType::I64),
+    );
+    let ones = g.add_node(
+        Op::ConstantOfShape {
+            value: std::sync::Arc::new(Tensor::from_vec(vec![1], vec![1i64])),
+        },
+        "ones",
+        &[Some(v(sh2))],
+        unk("ones", DType::I64),
+    );
+    let m1 = g.add_const("m1", Tensor::scalar(-1i64));
+    let neg = g.add_node(
+        Op::Binary(crate::BinaryOp::Mul),
+        "neg",
+        &[Some(v(ones)), Some(m1)],
+        unk("neg", DType::I64),
+    );
+    let eq = g.add_node(
+        Op::Binary(crate::BinaryOp::Equal),
+        "eq",
+        &[Some(v(rs)), Some(v(neg))],
+        unk("eq", DType::Bool),
+    );
+    let wh = g.add_node(
+        Op::Where,
+        "where",
+        &[Some(v(eq)), Some(v(ones)), Some(v(rs))],
+        unk("wh", DType::I64),
+    );
+    let one = g.add_const("one", Tensor::from_vec(vec![1, 1], vec![1f32]));
+    let ex = g.add_node(
+        Op::Expand,
+        "expand",
+        &[Some(one), Some(v(wh))],
+        unk("ex", DType::F32),
+    );
+    g.add_output(v(ex), "ex");
+    infer_graph(&mut g).unwrap();
+    assert_eq!(
+        g.value_type(v(ex)).clone(),
+        f32t(vec![s("batch"), s("seq")])
     );
 }

@@ -119,6 +119,52 @@ pub fn propagate(op: &Op, ins: &Ins, gen: &mut SymGen) -> Option<Vec<SymElem>> {
                 .map(|i| arith(*b, &at(&x, i), &at(&y, i), gen))
                 .collect()
         }
+        // Torch's `expand` export: `Where(Equal(shape, -1·ones), ones, shape)` over a shape
+        // held in a Reshape to 1-D, a ConstantOfShape of ones and an Equal.
+        Op::Reshape { .. } if ins.opt_ty(0)?.rank()? <= 1 => ins.sym_value(0)?,
+        Op::ConstantOfShape { value } => {
+            let len = ins.sym_value(0)?;
+            let [SymElem::Int(n)] = len.as_slice() else {
+                return None;
+            };
+            let n = usize::try_from(*n).ok().filter(|&n| n <= MAX_TRACKED)?;
+            let v = of_tensor(value)?;
+            vec![v.first()?.clone(); n]
+        }
+        Op::Binary(BinaryOp::Equal) => {
+            let (x, y) = (ins.sym_value(0)?, ins.sym_value(1)?);
+            if x.len() != y.len() {
+                return None;
+            }
+            x.iter()
+                .zip(&y)
+                .map(|(a, b)| match (a, b) {
+                    (SymElem::Int(p), SymElem::Int(q)) => Some(SymElem::Int((p == q) as i64)),
+                    (SymElem::Sym(p), SymElem::Sym(q)) if p == q => Some(SymElem::Int(1)),
+                    // A dim is never negative.
+                    (SymElem::Sym(_), SymElem::Int(q)) | (SymElem::Int(q), SymElem::Sym(_))
+                        if *q < 0 =>
+                    {
+                        Some(SymElem::Int(0))
+                    }
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?
+        }
+        Op::Where => {
+            let (c, x, y) = (ins.sym_value(0)?, ins.sym_value(1)?, ins.sym_value(2)?);
+            let n = c.len();
+            if x.len() != n || y.len() != n {
+                return None;
+            }
+            (0..n)
+                .map(|i| match &c[i] {
+                    SymElem::Int(0) => Some(y[i].clone()),
+                    SymElem::Int(_) => Some(x[i].clone()),
+                    SymElem::Sym(_) => None,
+                })
+                .collect::<Option<Vec<_>>>()?
+        }
         _ => return None,
     };
     (out.len() <= MAX_TRACKED).then_some(out)
