@@ -18,16 +18,12 @@ fn unsupported_node(g: &Graph) -> (String, String, String) {
     }
 }
 
-#[test]
-fn an_op_without_a_kernel_runs_on_the_reference_path() {
-    // OneHot has no kernel of its own: it runs as a reference step and agrees with eval.
+/// `y = OneHot(i, depth, [0, 1])` on `i: i64[3]`, node `my_onehot`, declared `f32[3, 4]`.
+fn one_hot(depth: Tensor) -> Graph {
     let mut g = Graph::new("onehot");
     let i = g.add_input("i", TensorType::fixed(DType::I64, &[3]));
-    let depth = g.add_const("depth", whittle_ir::Tensor::scalar(4i64));
-    let values = g.add_const(
-        "values",
-        whittle_ir::Tensor::from_vec(vec![2], vec![0f32, 1.0]),
-    );
+    let depth = g.add_const("depth", depth);
+    let values = g.add_const("values", Tensor::from_vec(vec![2], vec![0f32, 1.0]));
     let id = g.add_node(
         Op::OneHot { axis: -1 },
         "my_onehot",
@@ -38,6 +34,13 @@ fn an_op_without_a_kernel_runs_on_the_reference_path() {
         }],
     );
     g.add_output(whittle_ir::Value::new(id, 0), "y");
+    g
+}
+
+#[test]
+fn an_op_without_a_kernel_runs_on_the_reference_path() {
+    // OneHot has no kernel of its own: it runs as a reference step and agrees with eval.
+    let g = one_hot(Tensor::scalar(4i64));
     let x = Tensor::from_vec(vec![3], vec![2i64, -1, 7]);
     let want = whittle_ir::eval::run(&g, &[("i", x.clone())]).unwrap();
     let exe = CpuBackend::default().compile(&g).unwrap();
@@ -48,26 +51,7 @@ fn an_op_without_a_kernel_runs_on_the_reference_path() {
 #[test]
 fn a_node_the_evaluator_refuses_names_the_node() {
     // OneHot's depth must be a scalar: refused at compile time, naming the node.
-    let mut g = Graph::new("onehot");
-    let i = g.add_input("i", TensorType::fixed(DType::I64, &[3]));
-    let depth = g.add_const(
-        "depth",
-        whittle_ir::Tensor::from_vec(vec![2], vec![4i64, 4]),
-    );
-    let values = g.add_const(
-        "values",
-        whittle_ir::Tensor::from_vec(vec![2], vec![0f32, 1.0]),
-    );
-    let id = g.add_node(
-        Op::OneHot { axis: -1 },
-        "my_onehot",
-        &[Some(i), Some(depth), Some(values)],
-        vec![whittle_ir::ValueInfo {
-            name: "y".into(),
-            ty: TensorType::fixed(DType::F32, &[3, 4]),
-        }],
-    );
-    g.add_output(whittle_ir::Value::new(id, 0), "y");
+    let g = one_hot(Tensor::from_vec(vec![2], vec![4i64, 4]));
     let err = CpuBackend::default().compile(&g).err().expect("compiled");
     assert!(err.to_string().contains("'my_onehot'"), "{err}");
 }

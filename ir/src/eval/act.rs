@@ -155,44 +155,20 @@ pub fn cum_prod(exclusive: bool, reverse: bool, ins: &[Option<&Tensor>]) -> OpRe
     }
     let ax = norm_axis(axis, x.rank())?;
     let (outer, len, inner) = outer_axis_inner(x.shape(), ax);
-    fn scan<T: Copy>(
-        v: &[T],
-        (outer, len, inner): (usize, usize, usize),
-        ex: bool,
-        rev: bool,
-        one: T,
-        mul: fn(T, T) -> T,
-    ) -> Vec<T> {
-        let mut out = vec![one; v.len()];
-        for o in 0..outer {
-            for i in 0..inner {
-                let mut acc = one;
-                for s in 0..len {
-                    let j = if rev { len - 1 - s } else { s };
-                    let at = o * len * inner + j * inner + i;
-                    if ex {
-                        out[at] = acc;
-                        acc = mul(acc, v[at]);
-                    } else {
-                        acc = mul(acc, v[at]);
-                        out[at] = acc;
-                    }
-                }
-            }
-        }
-        out
-    }
     let geo = (outer, len, inner);
     let shape = x.shape().to_vec();
     if x.dtype().is_float() {
-        let out = scan(&x.to_f64_vec(), geo, exclusive, reverse, 1.0, |a, b| a * b);
+        let out =
+            super::reduce::cumulative(&x.to_f64_vec(), geo, (exclusive, reverse), 1.0, |a, b| {
+                a * b
+            });
         return Ok(vec![float_tensor(x.dtype(), shape, &out)?]);
     }
     if x.dtype() == DType::Bool {
         return Err("CumProd does not accept bool input".into());
     }
     let v = to_i128_vec(x).ok_or("unsupported dtype")?;
-    let out = scan(&v, geo, exclusive, reverse, 1, i128::wrapping_mul);
+    let out = super::reduce::cumulative(&v, geo, (exclusive, reverse), 1, i128::wrapping_mul);
     Ok(vec![int_tensor(x.dtype(), shape, &out)?])
 }
 

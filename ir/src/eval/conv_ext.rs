@@ -4,7 +4,7 @@
 //! ONNX reference (`op_conv_integer.py`, `op_qlinear_conv.py`, `op_deform_conv.py`).
 
 use super::conv::{all_positions, bias_of, conv_core, conv_pads_and_out, conv_shapes, Geometry};
-use super::linalg::int_range;
+use super::linalg::{int_range, scales};
 use super::util::{int_tensor, round_to, to_i128_vec};
 use super::{opt, req, OpResult};
 use crate::limits::try_vec;
@@ -71,20 +71,6 @@ pub fn conv_integer(window: &Window, group: usize, ins: &[Option<&Tensor>]) -> O
     let (shape, y) = conv_core(window, group, x.shape(), &xv, w.shape(), &wv, &vec![0.0; m])?;
     let out: Vec<i128> = y.iter().map(|&v| v as i128).collect();
     Ok(vec![int_tensor(DType::I32, shape, &out)?])
-}
-
-/// Scales as f64, checked to be 1 or `n` long and floating point.
-fn scales(t: &Tensor, n: usize, what: &str) -> Result<Vec<f64>, String> {
-    if !t.dtype().is_float() {
-        return Err(format!("{what} must be floating point, got {}", t.dtype()));
-    }
-    if t.len() != 1 && t.len() != n {
-        return Err(format!(
-            "{what} has {} elements; expected 1 or {n}",
-            t.len()
-        ));
-    }
-    Ok(t.to_f64_vec())
 }
 
 /// `x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B? → y`: the integer convolution

@@ -432,7 +432,7 @@ pub fn matmul_integer(ins: &[Option<&Tensor>]) -> OpResult {
 }
 
 /// Scale values of a quantization parameter as f64, checked to be 1 or `n` long.
-fn scales(t: &Tensor, n: usize, what: &str) -> Result<Vec<f64>, String> {
+pub(crate) fn scales(t: &Tensor, n: usize, what: &str) -> Result<Vec<f64>, String> {
     if !t.dtype().is_float() {
         return Err(format!("{what} must be floating point, got {}", t.dtype()));
     }

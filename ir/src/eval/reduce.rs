@@ -282,6 +282,36 @@ fn cmp_values(ints: &Option<Vec<i128>>, v: &[f64], a: usize, b: usize) -> std::c
     }
 }
 
+/// A running fold along the middle axis of `(outer, len, inner)`, starting from
+/// `identity`: CumSum with `+`, CumProd with `·`. `exclusive` writes the value before each
+/// element, `reverse` runs from the end.
+pub(crate) fn cumulative<T: Copy>(
+    v: &[T],
+    (outer, len, inner): (usize, usize, usize),
+    (exclusive, reverse): (bool, bool),
+    identity: T,
+    op: fn(T, T) -> T,
+) -> Vec<T> {
+    let mut out = vec![identity; v.len()];
+    for o in 0..outer {
+        for i in 0..inner {
+            let mut acc = identity;
+            for s in 0..len {
+                let j = if reverse { len - 1 - s } else { s };
+                let at = o * len * inner + j * inner + i;
+                if exclusive {
+                    out[at] = acc;
+                    acc = op(acc, v[at]);
+                } else {
+                    acc = op(acc, v[at]);
+                    out[at] = acc;
+                }
+            }
+        }
+    }
+    out
+}
+
 /// CumSum along the axis given by input 1; `exclusive` shifts by one, `reverse` sums from
 /// the end.
 pub fn cum_sum(exclusive: bool, reverse: bool, ins: &[Option<&Tensor>]) -> OpResult {
@@ -290,54 +320,22 @@ pub fn cum_sum(exclusive: bool, reverse: bool, ins: &[Option<&Tensor>]) -> OpRes
     let ax = norm_axis(axis, x.rank())?;
     let (outer, len, inner) = outer_axis_inner(x.shape(), ax);
     let shape = x.shape().to_vec();
-    fn scan<T: Copy + Default>(
-        v: &[T],
-        outer: usize,
-        len: usize,
-        inner: usize,
-        ex: bool,
-        rev: bool,
-        add: fn(T, T) -> T,
-    ) -> Vec<T> {
-        let mut out = vec![T::default(); v.len()];
-        for o in 0..outer {
-            for i in 0..inner {
-                let mut acc = T::default();
-                for s in 0..len {
-                    let j = if rev { len - 1 - s } else { s };
-                    let at = o * len * inner + j * inner + i;
-                    if ex {
-                        out[at] = acc;
-                        acc = add(acc, v[at]);
-                    } else {
-                        acc = add(acc, v[at]);
-                        out[at] = acc;
-                    }
-                }
-            }
-        }
-        out
-    }
     if x.dtype().is_float() {
-        let out = scan(
+        let out = cumulative(
             &x.to_f64_vec(),
-            outer,
-            len,
-            inner,
-            exclusive,
-            reverse,
+            (outer, len, inner),
+            (exclusive, reverse),
+            0.0,
             |a, b| a + b,
         );
         return Ok(vec![float_tensor(x.dtype(), shape, &out)?]);
     }
     let v = to_i128_vec(x).ok_or("unsupported dtype")?;
-    let out = scan(
+    let out = cumulative(
         &v,
-        outer,
-        len,
-        inner,
-        exclusive,
-        reverse,
+        (outer, len, inner),
+        (exclusive, reverse),
+        0,
         i128::wrapping_add,
     );
     Ok(vec![int_tensor(x.dtype(), shape, &out)?])
