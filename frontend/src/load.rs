@@ -14,6 +14,8 @@ use std::path::Path;
 use whittle_ir::infer::{infer_node_with, merge_declared, SymGen};
 use whittle_ir::{DType, Graph, Tensor, TensorType, Value, ValueInfo};
 
+mod control;
+
 /// A loaded model: the IR graph plus what is needed to write it back as ONNX.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -116,7 +118,7 @@ fn model_from_proto_with(
         .graph
         .as_ref()
         .ok_or_else(|| FrontendError::BadModel("the model has no graph".into()))?;
-    let (graph, hints) = build_graph(proto, gp, base_dir, inits)?;
+    let (graph, hints) = build_graph(proto, gp, base_dir, inits, None)?;
     let warnings = match hints.as_slice() {
         [] => Vec::new(),
         [one] => vec![format!(
@@ -187,11 +189,15 @@ impl Builder<'_> {
     }
 }
 
+/// Builds the IR graph of `gp`: the model's main graph (`scope` = `None`) or a control-flow
+/// body, whose formal inputs may take their types from the node (`Scope::formal`) and which
+/// reads the outer values it names through trailing inputs (`Scope::captures`).
 fn build_graph(
     proto: &ModelProto,
     gp: &GraphProto,
     base_dir: Option<&Path>,
     pre: Option<Vec<(String, Tensor)>>,
+    scope: Option<&control::Scope>,
 ) -> Result<(Graph, Vec<String>), FrontendError> {
     let syms = symgen_after(gp.input.iter().chain(&gp.value_info).chain(&gp.output));
     let mut b = Builder {
@@ -242,15 +248,19 @@ fn build_graph(
         inits.push((name, densify(sp, base_dir)?));
     }
     let init_names: HashSet<&str> = inits.iter().map(|(n, _)| n.as_str()).collect();
-    for vi in &gp.input {
-        if init_names.contains(vi.name()) {
+    for (i, vi) in gp.input.iter().enumerate() {
+        if init_names.contains(vi.name()) && scope.is_none() {
             continue;
         }
-        let ty = tensor_type_from_proto(vi, &mut b.syms)?.ok_or_else(|| {
-            FrontendError::BadModel(format!("graph input '{}' has no type", vi.name()))
-        })?;
+        let declared = tensor_type_from_proto(vi, &mut b.syms)?;
+        let given = scope.and_then(|s| s.formal.get(i).cloned().flatten());
+        let ty = control::input_type(vi.name(), declared, given)?;
         let v = b.g.add_input(vi.name(), ty);
         b.define(vi.name(), v)?;
+    }
+    for (name, ty) in scope.iter().flat_map(|s| &s.captures) {
+        let v = b.g.add_input(name.clone(), ty.clone());
+        b.define(name, v)?;
     }
     for (name, t) in inits {
         if name.is_empty() {
@@ -303,14 +313,17 @@ fn node_order(
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); gp.node.len()];
     let mut indeg = vec![0usize; gp.node.len()];
     for (i, n) in gp.node.iter().enumerate() {
-        for inp in n.input.iter().filter(|s| !s.is_empty()) {
+        let free = control::node_free_names(n);
+        for inp in n.input.iter().chain(&free).filter(|s| !s.is_empty()) {
             if defined.contains_key(inp.as_str()) {
                 continue;
             }
             match producer.get(inp.as_str()) {
                 Some(&p) => {
-                    deps[p].push(i);
-                    indeg[i] += 1;
+                    if !deps[p].contains(&i) {
+                        deps[p].push(i);
+                        indeg[i] += 1;
+                    }
                 }
                 None => {
                     let node = if n.name().is_empty() {
@@ -363,6 +376,10 @@ fn add_node(
         domain: domain.to_string(),
         opset,
     };
+    if control::is_control(domain, node.op_type()) {
+        let (op, inputs, n_out) = control::build(proto, b, node, &name, opset)?;
+        return finish_node(b, node, name, op, inputs, n_out, None, declared);
+    }
     let entry = lookup(domain, node.op_type(), opset).ok_or_else(unsupported)?;
 
     let onnx_inputs: Vec<Option<Value>> = node
@@ -408,7 +425,6 @@ fn add_node(
 
     // The ONNX output of each IR output port: the same index, unless the op says otherwise.
     let ports = crate::ops::contrib::output_ports(domain, node.op_type());
-    let onnx_out = |port: usize| ports.map_or(port, |p| p[port]);
     let n_out = match ports {
         None => cx.num_outputs().max(1),
         Some(p) => p
@@ -416,7 +432,24 @@ fn add_node(
             .rposition(|&o| node.output.get(o).is_some_and(|s| !s.is_empty()))
             .map_or(1, |i| i + 1),
     };
-    let types = output_types(b, &name, node.op_type(), &lowered.op, &inputs, n_out)?;
+    finish_node(b, node, name, lowered.op, inputs, n_out, ports, declared)
+}
+
+/// Types, names and adds a node whose op and inputs are built: output `port` is ONNX
+/// output `ports[port]` (the same index without `ports`).
+#[allow(clippy::too_many_arguments)]
+fn finish_node(
+    b: &mut Builder,
+    node: &NodeProto,
+    name: String,
+    op: whittle_ir::Op,
+    inputs: Vec<Option<Value>>,
+    n_out: usize,
+    ports: Option<&[usize]>,
+    declared: &HashMap<&str, TensorType>,
+) -> Result<(), FrontendError> {
+    let onnx_out = |port: usize| ports.map_or(port, |p| p[port]);
+    let types = output_types(b, &name, node.op_type(), &op, &inputs, n_out)?;
     let mut outputs = Vec::with_capacity(n_out);
     for (port, inferred) in types.into_iter().enumerate() {
         let oname = match node.output.get(onnx_out(port)) {
@@ -445,7 +478,7 @@ fn add_node(
     }
     let names: Vec<String> = outputs.iter().map(|o| o.name.clone()).collect();
     b.used.insert(name.clone());
-    let id = b.g.add_node(lowered.op, name, &inputs, outputs);
+    let id = b.g.add_node(op, name, &inputs, outputs);
     for (port, oname) in names.iter().enumerate() {
         b.define(oname, Value::new(id, port))?;
     }

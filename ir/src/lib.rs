@@ -3,6 +3,7 @@
 //! evaluator. It knows nothing of ONNX protobufs, Cranelift or LLVM, and holds no
 //! execution state.
 
+pub mod control;
 mod dtype;
 mod error;
 pub mod eval;
@@ -19,6 +20,7 @@ mod tensor;
 pub mod text;
 mod verify;
 
+pub use control::{Body, ScanAttrs};
 pub use dtype::DType;
 pub use error::IrError;
 pub use graph::{Edge, Graph, GraphOutput, Node, NodeId, Value, ValueInfo};

@@ -660,6 +660,22 @@ pub enum Op {
     /// add `mask_filter_value` to their score.
     QkvAttention(Box<crate::QkvAttentionAttrs>),
 
+    // ---- control flow (bodies in `control.rs`; captured outer values are trailing inputs) ----
+    /// `cond (bool, one element), captured... → outputs`: runs `then_branch` or
+    /// `else_branch` on the captured values (both bodies take all of them, in order) and
+    /// returns its outputs.
+    If {
+        then_branch: crate::Body,
+        else_branch: crate::Body,
+    },
+    /// `M? (i64 trip count), cond? (bool), v_initial[carried]..., captured... →
+    /// v_final[carried]..., scan_outputs...`: while `i < M` (if given) and `cond` (if given),
+    /// `cond, v = body(i, cond, v..., captured...)` and the body's remaining outputs are
+    /// collected per iteration and stacked along a new axis 0.
+    Loop { body: crate::Body, carried: usize },
+    /// ONNX `Scan` (opset 9+): see [`crate::ScanAttrs`].
+    Scan(Box<crate::ScanAttrs>),
+
     // ---- compiler-made (fusion passes; the ONNX exporter decomposes them) ----
     /// `a, b, bias?, residual? → y = activation(matmul(a, b) + bias) + residual`: numpy
     /// `MatMul` followed by broadcasting adds, i.e. a GEMM with its epilogue

@@ -113,6 +113,9 @@ impl Op {
             Op::DeformConv { .. } => range(3, 5),
             Op::ConvInteger { .. } => range(2, 4),
             Op::QLinearConv { .. } => range(8, 9),
+            Op::If { .. } => (1, None),
+            Op::Loop { .. } => (0, None),
+            Op::Scan(_) => (1, None),
         }
     }
 
@@ -230,6 +233,7 @@ impl Op {
             },
             Op::SdpAttention(_) => (1, 4),
             Op::RotaryEmbedding { .. } => (1, 1),
+            Op::If { .. } | Op::Loop { .. } | Op::Scan(_) => (1, usize::MAX),
         }
     }
 }

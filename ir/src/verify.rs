@@ -72,6 +72,8 @@ impl Graph {
                 ),
             ));
         }
+        crate::control::check_bodies(&node.op, node.num_inputs, node.outputs.len())
+            .map_err(|m| self.verr(id, m))?;
         let (min_out, max_out) = node.op.output_arity();
         let n_out = node.outputs.len();
         if n_out < min_out || n_out > max_out {

@@ -34,6 +34,9 @@ pub fn attribute_ports(op: &Op) -> &'static [usize] {
         Op::SignalWindow { .. } => &[0],
         Op::MelWeightMatrix { .. } | Op::NonMaxSuppression { .. } => &[0, 1, 2, 3, 4],
         Op::Dropout => &[1, 2],
+        // A known condition or trip count turns control flow static (inlined or unrolled).
+        Op::If { .. } => &[0],
+        Op::Loop { .. } => &[0, 1],
         _ => &[],
     }
 }

@@ -10,8 +10,8 @@ mod common;
 use common::*;
 use rand::Rng;
 use whittle_ir::{
-    AutoPad, BinaryOp, CoordTransform, DType, NearestMode, Op, PadMode, ReduceOp, ResizeAttrs,
-    ResizeMode, Tensor, TensorType, UnaryOp, Value, Window,
+    AutoPad, BinaryOp, CoordTransform, DType, Op, PadMode, ReduceOp, ResizeAttrs, ResizeMode,
+    Tensor, TensorType, UnaryOp, Value, Window,
 };
 use whittle_passes::testing::Builder;
 
@@ -455,17 +455,7 @@ fn resize_nearest_and_linear() {
         let mut b = builder("resize");
         let x = input(&mut b, "x", DType::F32, &[1, 2, 4, 6]);
         let sc = b.konst("scales", &[4], &scales);
-        let attrs = ResizeAttrs {
-            mode,
-            coord,
-            nearest: NearestMode::RoundPreferFloor,
-            cubic_coeff_a: -0.75,
-            exclude_outside: false,
-            extrapolation_value: 0.0,
-            antialias: false,
-            axes: None,
-            aspect: whittle_ir::AspectPolicy::Stretch,
-        };
+        let attrs = ResizeAttrs::with_defaults(mode, coord);
         let y = b.node_n(
             Op::Resize(Box::new(attrs)),
             "y",

@@ -4,6 +4,7 @@
 mod act;
 mod attention;
 mod contrib;
+mod control;
 mod decompose;
 mod fused;
 mod index_norm;
@@ -319,6 +320,9 @@ fn export_graph(
                     &in_names,
                     &out_names[0],
                 );
+            }
+            op @ (Op::If { .. } | Op::Loop { .. } | Op::Scan(_)) => {
+                control::export(&mut gp, &node.name, op, &in_names, &out_names, opset)?;
             }
             op if contrib::handles(op) => {
                 let dtype = g.value_type(Value::new(id, 0)).dtype;

@@ -16,6 +16,9 @@ pub(crate) fn min_opset(g: &Graph, id: NodeId) -> i64 {
     let connected = |port: usize| g.input(id, port).is_some();
     match &g.node(id).op {
         Op::SdpAttention(at) => super::attention::min_opset(g, id, at),
+        op @ (Op::If { .. } | Op::Loop { .. } | Op::Scan(_)) => {
+            super::control::bodies_min_opset(op)
+        }
         Op::RotaryEmbedding { .. } => 23,
         Op::CausalConvWithState { .. } | Op::LinearAttention { .. } => 27,
         Op::RmsNormalization { .. } | Op::AddNorm { rms: true, .. } => 23,
@@ -201,6 +204,7 @@ pub(crate) fn onnx_form(
     let mut a = Vec::new();
     let ty = match op {
         Op::Input(_) | Op::Constant(_) => return None,
+        Op::If { .. } | Op::Loop { .. } | Op::Scan(_) => return None,
         Op::Softmax {
             coerce_2d: true, ..
         }

@@ -16,15 +16,8 @@ fn mode(cx: &NodeCtx) -> Result<ResizeMode, crate::FrontendError> {
 /// The behaviour of Upsample and Resize-10: asymmetric coordinates, nearest rounds down.
 fn legacy_attrs(cx: &NodeCtx) -> Result<ResizeAttrs, crate::FrontendError> {
     Ok(ResizeAttrs {
-        mode: mode(cx)?,
-        coord: CoordTransform::Asymmetric,
         nearest: NearestMode::Floor,
-        cubic_coeff_a: -0.75,
-        exclude_outside: false,
-        extrapolation_value: 0.0,
-        antialias: false,
-        axes: None,
-        aspect: AspectPolicy::Stretch,
+        ..ResizeAttrs::with_defaults(mode(cx)?, CoordTransform::Asymmetric)
     })
 }
 

@@ -1,10 +1,11 @@
-//! Matrix products: MatMul, Gemm, Einsum, and the integer MatMulInteger / QLinearMatMul.
+//! Matrix products: MatMul, Gemm, and the integer MatMulInteger / QLinearMatMul (Einsum
+//! is `einsum.rs`).
 //! Float products accumulate in f64; integer products run exactly in i128 and wrap to the
 //! output width.
 
 use super::util::{
     broadcast_index_map, broadcast_shapes, broadcast_to, float_tensor, int_tensor, round_to,
-    strides, to_i128_vec,
+    to_i128_vec,
 };
 use super::{opt, req, OpResult};
 use crate::*;
@@ -179,210 +180,6 @@ pub fn gemm(
     Ok(vec![Tensor::from_f64(a.dtype(), vec![m, n], &out)])
 }
 
-/// Label of one einsum axis: a letter, or position `i` of the broadcast ellipsis.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Label {
-    Letter(char),
-    Ellipsis(usize),
-}
-
-/// Parses one einsum term into its labels, expanding `...` to `ell` axes (right-aligned
-/// ellipsis positions `total - ell .. total`).
-fn parse_term(term: &str, rank: Option<usize>, total_ell: usize) -> Result<Vec<Label>, String> {
-    let letters = term.chars().filter(|c| c.is_ascii_alphabetic()).count();
-    let has_ell = term.contains("...");
-    if term.matches("...").count() > 1 {
-        return Err(format!("einsum term '{term}' has more than one ellipsis"));
-    }
-    let ell = match rank {
-        Some(r) if has_ell => r
-            .checked_sub(letters)
-            .ok_or(format!("einsum term '{term}' has too many labels"))?,
-        Some(r) if r != letters => {
-            return Err(format!(
-                "einsum term '{term}' has {letters} labels but the input has rank {r}"
-            ))
-        }
-        _ if has_ell => total_ell,
-        _ => 0,
-    };
-    let mut out = Vec::new();
-    let rest = term.replace("...", "#");
-    for ch in rest.chars() {
-        match ch {
-            '#' => out.extend((total_ell - ell..total_ell).map(Label::Ellipsis)),
-            c if c.is_ascii_alphabetic() => out.push(Label::Letter(c)),
-            c => return Err(format!("unexpected character '{c}' in einsum equation")),
-        }
-    }
-    Ok(out)
-}
-
-pub fn einsum(equation: &str, ins: &[Option<&Tensor>]) -> OpResult {
-    let ts: Vec<&Tensor> = ins.iter().copied().flatten().collect();
-    let first = ts.first().ok_or("Einsum needs at least one input")?;
-    let dt = first.dtype();
-    if ts.iter().any(|t| t.dtype() != dt) {
-        return Err("Einsum inputs must share a dtype".into());
-    }
-    let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
-    let (lhs, rhs) = match eq.split_once("->") {
-        Some((l, r)) => (l, Some(r)),
-        None => (eq.as_str(), None),
-    };
-    let terms: Vec<&str> = lhs.split(',').collect();
-    if terms.len() != ts.len() {
-        return Err(format!(
-            "einsum equation has {} terms but {} inputs",
-            terms.len(),
-            ts.len()
-        ));
-    }
-    // Ellipsis width: the largest of the inputs'.
-    let mut total_ell = 0;
-    for (t, x) in terms.iter().zip(&ts) {
-        if t.contains("...") {
-            let letters = t.chars().filter(|c| c.is_ascii_alphabetic()).count();
-            total_ell = total_ell.max(x.rank().saturating_sub(letters));
-        }
-    }
-    let in_labels: Vec<Vec<Label>> = terms
-        .iter()
-        .zip(&ts)
-        .map(|(t, x)| parse_term(t, Some(x.rank()), total_ell))
-        .collect::<Result<_, _>>()?;
-    // Size of every label (size-1 axes broadcast).
-    let mut labels: Vec<(Label, usize)> = Vec::new();
-    for (ls, x) in in_labels.iter().zip(&ts) {
-        for (&l, &d) in ls.iter().zip(x.shape()) {
-            match labels.iter_mut().find(|(m, _)| *m == l) {
-                Some((_, s)) if *s == d || d == 1 => {}
-                Some((_, s)) if *s == 1 => *s = d,
-                Some((_, s)) => return Err(format!("einsum label {l:?} has sizes {s} and {d}")),
-                None => labels.push((l, d)),
-            }
-        }
-    }
-    let out_labels: Vec<Label> = match rhs {
-        Some(r) => parse_term(r, None, total_ell)?,
-        None => {
-            // Implicit output: ellipsis axes, then letters that appear once, alphabetically.
-            let mut v: Vec<Label> = (0..total_ell).map(Label::Ellipsis).collect();
-            let mut letters: Vec<char> = labels
-                .iter()
-                .filter_map(|(l, _)| match l {
-                    Label::Letter(c) => Some(*c),
-                    _ => None,
-                })
-                .filter(|c| {
-                    in_labels
-                        .iter()
-                        .flatten()
-                        .filter(|l| **l == Label::Letter(*c))
-                        .count()
-                        == 1
-                })
-                .collect();
-            letters.sort_unstable();
-            v.extend(letters.into_iter().map(Label::Letter));
-            v
-        }
-    };
-    for (i, l) in out_labels.iter().enumerate() {
-        if out_labels[..i].contains(l) {
-            return Err(format!("einsum output label {l:?} is repeated"));
-        }
-    }
-    // Iteration order: output labels, then summed labels.
-    let mut order: Vec<(Label, usize)> = Vec::new();
-    for l in &out_labels {
-        let size = match labels.iter().find(|(m, _)| m == l) {
-            Some(&(_, s)) => s,
-            None if matches!(l, Label::Ellipsis(_)) => 1,
-            None => return Err(format!("einsum output label {l:?} is not in any input")),
-        };
-        order.push((*l, size));
-    }
-    for &(l, s) in &labels {
-        if !out_labels.contains(&l) {
-            order.push((l, s));
-        }
-    }
-    let sizes: Vec<usize> = order.iter().map(|&(_, s)| s).collect();
-    let out_shape: Vec<usize> = sizes[..out_labels.len()].to_vec();
-    let out_len: usize = out_shape.iter().product();
-    let inner: usize = sizes[out_labels.len()..].iter().product();
-    // For each input, the stride each iteration axis contributes (0 where broadcast/absent).
-    let in_strides: Vec<Vec<usize>> = in_labels
-        .iter()
-        .zip(&ts)
-        .map(|(ls, x)| {
-            let st = strides(x.shape());
-            let mut s = vec![0usize; order.len()];
-            for ((l, &stride), &d) in ls.iter().zip(&st).zip(x.shape()) {
-                if let Some(p) = order.iter().position(|(m, _)| m == l) {
-                    if d != 1 {
-                        s[p] += stride;
-                    }
-                }
-            }
-            s
-        })
-        .collect();
-    fn run<T: Acc>(
-        vals: &[Vec<T>],
-        st: &[Vec<usize>],
-        sizes: &[usize],
-        out_len: usize,
-        inner: usize,
-    ) -> Vec<T> {
-        let mut out = vec![T::default(); out_len];
-        if inner == 0 {
-            return out;
-        }
-        let mut idx = vec![0usize; sizes.len()];
-        let mut offs = vec![0usize; vals.len()];
-        for o in out.iter_mut() {
-            let mut acc = T::default();
-            for _ in 0..inner {
-                let mut prod = vals[0][offs[0]];
-                for (v, &off) in vals.iter().zip(&offs).skip(1) {
-                    prod = prod.mul(v[off]);
-                }
-                acc = acc.add(prod);
-                // Advance the multi-index and the input offsets.
-                for ax in (0..sizes.len()).rev() {
-                    idx[ax] += 1;
-                    for (off, s) in offs.iter_mut().zip(st) {
-                        *off += s[ax];
-                    }
-                    if idx[ax] < sizes[ax] {
-                        break;
-                    }
-                    for (off, s) in offs.iter_mut().zip(st) {
-                        *off -= s[ax] * idx[ax];
-                    }
-                    idx[ax] = 0;
-                }
-            }
-            *o = acc;
-        }
-        out
-    }
-    if dt.is_float() {
-        let vals: Vec<Vec<f64>> = ts.iter().map(|t| t.to_f64_vec()).collect();
-        let out = run(&vals, &in_strides, &sizes, out_len, inner);
-        Ok(vec![float_tensor(dt, out_shape, &out)?])
-    } else {
-        let vals: Vec<Vec<i128>> = ts
-            .iter()
-            .map(|t| to_i128_vec(t).unwrap_or_default())
-            .collect();
-        let out = run(&vals, &in_strides, &sizes, out_len, inner);
-        Ok(vec![int_tensor(dt, out_shape, &out)?])
-    }
-}
-
 /// Integer values of a quantized matrix input minus its zero point: a scalar (or
 /// one-element) zero point applies to all; a 1-D one applies per row of `x` (`per_row`,
 /// axis -2) or per column (axis -1).
@@ -522,25 +319,6 @@ mod tests {
             .unwrap()
             .remove(0);
         assert_eq!(y.as_slice::<f32>().unwrap(), &[5.0, 7.0]);
-    }
-
-    #[test]
-    fn einsum_diagonal_trace_and_implicit_output() {
-        let m = Tensor::from_vec(vec![2, 2], vec![1.0f64, 2.0, 3.0, 4.0]);
-        let d = einsum("ii->i", &[Some(&m)]).unwrap().remove(0);
-        assert_eq!(d.as_slice::<f64>().unwrap(), &[1.0, 4.0]);
-        let t = einsum("ii", &[Some(&m)]).unwrap().remove(0);
-        assert_eq!(t.shape(), &[] as &[usize]);
-        assert_eq!(t.as_slice::<f64>().unwrap(), &[5.0]);
-        // Implicit output sorts the free letters: "ji" transposes.
-        let tr = einsum("ji", &[Some(&m)]).unwrap().remove(0);
-        assert_eq!(tr.as_slice::<f64>().unwrap(), &[1.0, 3.0, 2.0, 4.0]);
-        let b = Tensor::from_vec(vec![1, 2, 2], vec![1.0f64, 2.0, 3.0, 4.0]);
-        let y = einsum("...ij,...jk", &[Some(&b), Some(&m)])
-            .unwrap()
-            .remove(0);
-        assert_eq!(y.shape(), &[1, 2, 2]);
-        assert_eq!(y.as_slice::<f64>().unwrap(), &[7.0, 10.0, 15.0, 22.0]);
     }
 
     #[test]

@@ -5,8 +5,10 @@
 mod act;
 mod attention_onnx;
 mod contrib;
+mod control;
 mod conv;
 mod conv_ext;
+pub mod einsum;
 mod elementwise;
 mod fused;
 mod index;
@@ -20,7 +22,7 @@ mod quant;
 pub(crate) mod rearrange;
 mod recurrent;
 mod reduce;
-mod resize;
+pub mod resize;
 mod scatter;
 mod seq;
 pub(crate) mod signal;
@@ -93,7 +95,7 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
             trans_a,
             trans_b,
         } => linalg::gemm(*alpha, *beta, *trans_a, *trans_b, ins),
-        Einsum { equation } => linalg::einsum(equation, ins),
+        Einsum { equation } => einsum::einsum(equation, ins),
         Conv { window, group } => conv::conv(window, *group, ins),
         ConvTranspose {
             window,
@@ -300,6 +302,12 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
         ),
         EmbedLayerNorm { epsilon } => contrib::embed_layer_norm(*epsilon, ins, num_outputs),
         QkvAttention(a) => contrib::qkv_attention(a, ins),
+        If {
+            then_branch,
+            else_branch,
+        } => control::if_(then_branch, else_branch, ins),
+        Loop { body, carried } => control::loop_(body, *carried, ins, num_outputs),
+        Scan(a) => control::scan(a, ins),
     }
 }
 
@@ -331,6 +339,40 @@ pub fn run(g: &Graph, inputs: &[(&str, Tensor)]) -> Result<Vec<(String, Tensor)>
             });
         }
     }
+    execute(g, env)
+}
+
+/// Runs a control-flow body on positional inputs (its captured values last): each must
+/// have the declared dtype and rank of its input; returns the outputs in order.
+pub fn run_body(g: &Graph, inputs: Vec<Tensor>) -> Result<Vec<Tensor>, IrError> {
+    if inputs.len() != g.inputs().len() {
+        return Err(IrError::Graph(format!(
+            "body '{}' takes {} inputs but was given {}",
+            g.name,
+            g.inputs().len(),
+            inputs.len()
+        )));
+    }
+    let mut env: HashMap<Value, Tensor> = HashMap::new();
+    for (i, (&id, t)) in g.inputs().iter().zip(inputs).enumerate() {
+        let ty = g.input_type(i);
+        if t.dtype() != ty.dtype || ty.rank().is_some_and(|r| r != t.rank()) {
+            return Err(IrError::Input {
+                name: g.input_name(i).to_string(),
+                msg: format!(
+                    "body input expects {ty} but got {}{:?}",
+                    t.dtype(),
+                    t.shape()
+                ),
+            });
+        }
+        env.insert(Value::new(id, 0), t);
+    }
+    Ok(execute(g, env)?.into_iter().map(|(_, t)| t).collect())
+}
+
+/// Evaluates every node of `g` in topological order from the bound inputs in `env`.
+fn execute(g: &Graph, mut env: HashMap<Value, Tensor>) -> Result<Vec<(String, Tensor)>, IrError> {
     // Remaining reads per value, so intermediate tensors are dropped after their last use.
     let mut uses: HashMap<Value, usize> = HashMap::new();
     for id in g.node_ids() {

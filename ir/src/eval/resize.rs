@@ -1,9 +1,44 @@
 //! Resize: nearest, linear and cubic interpolation (with antialiasing) under every
 //! coordinate transformation mode, reproducing the ONNX reference `op_resize.py`: the
 //! resize is separable, so it runs one axis at a time in f64.
+//!
+//! This module is also the cpu backend's Resize kernel: [`plan`] gives the output shape
+//! and one tap table per resized axis (the backend computes it once, at compile time),
+//! [`apply_axis`] applies a table and [`saturate_value`] rounds a result to the dtype, so
+//! the reference evaluator and the host kernel run the very same code.
 
 use super::{opt, req, OpResult};
 use crate::{AspectPolicy, CoordTransform, DType, NearestMode, ResizeAttrs, ResizeMode, Tensor};
+
+/// Per output position along one axis: `(input index, weight)` taps, or a constant (the
+/// extrapolation value of `tf_crop_and_resize` outside the input).
+pub type AxisTaps = Vec<Result<Vec<(usize, f64)>, f64>>;
+
+/// A whole resize: the output shape and, in application order, each resized axis with
+/// its tap table (axes the resize leaves alone have none).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResizeGeometry {
+    pub out_shape: Vec<usize>,
+    pub axes: Vec<(usize, AxisTaps)>,
+}
+
+impl ResizeAttrs {
+    /// `mode` and `coord` with ONNX's defaults for the rest (`round_prefer_floor`,
+    /// `cubic_coeff_a` -0.75, no exclude_outside/antialias, every axis, `stretch`).
+    pub fn with_defaults(mode: ResizeMode, coord: CoordTransform) -> ResizeAttrs {
+        ResizeAttrs {
+            mode,
+            coord,
+            nearest: NearestMode::RoundPreferFloor,
+            cubic_coeff_a: -0.75,
+            exclude_outside: false,
+            extrapolation_value: 0.0,
+            antialias: false,
+            axes: None,
+            aspect: AspectPolicy::Stretch,
+        }
+    }
+}
 
 /// An optional input, treating an empty tensor as absent (older opsets pass empty
 /// placeholders for roi and scales).
@@ -14,16 +49,47 @@ fn present<'a>(ins: &[Option<&'a Tensor>], i: usize) -> Option<&'a Tensor> {
 /// `x, roi?, scales?, sizes? → y`.
 pub fn resize(attrs: &ResizeAttrs, ins: &[Option<&Tensor>]) -> OpResult {
     let x = req(ins, 0, "X")?;
-    let r = x.rank();
-    let in_shape = x.shape().to_vec();
+    let geo = plan(
+        attrs,
+        x.shape(),
+        present(ins, 1),
+        present(ins, 2),
+        present(ins, 3),
+    )?;
+    let mut data = x.to_f64_vec();
+    let mut shape = x.shape().to_vec();
+    for (a, taps) in &geo.axes {
+        data = apply_axis(&data, &shape, *a, taps);
+        shape[*a] = taps.len();
+    }
+    let dt = x.dtype();
+    data.iter_mut().for_each(|v| *v = saturate_value(dt, *v));
+    Ok(vec![Tensor::from_f64(dt, geo.out_shape, &data)])
+}
+
+/// Output shape and tap tables of a resize of an input of `in_shape` (`roi`, `scales`,
+/// `sizes` as the op's inputs; an empty tensor counts as absent).
+pub fn plan(
+    attrs: &ResizeAttrs,
+    in_shape: &[usize],
+    roi: Option<&Tensor>,
+    scales: Option<&Tensor>,
+    sizes: Option<&Tensor>,
+) -> Result<ResizeGeometry, String> {
+    let (roi, scales, sizes) = (
+        roi.filter(|t| !t.is_empty()),
+        scales.filter(|t| !t.is_empty()),
+        sizes.filter(|t| !t.is_empty()),
+    );
+    let r = in_shape.len();
     let axes: Vec<usize> = match &attrs.axes {
         Some(a) => super::util::norm_axes(a, r)?,
         None => (0..r).collect(),
     };
     let na = axes.len();
-    let mut scales = vec![1.0f64; r];
-    let mut out = in_shape.clone();
-    if let Some(sizes) = present(ins, 3) {
+    let mut scale = vec![1.0f64; r];
+    let mut out = in_shape.to_vec();
+    if let Some(sizes) = sizes {
         let sv = super::index::int_list(sizes, "sizes")?;
         if sv.len() != na {
             return Err(format!("sizes {sv:?} must have {na} entries"));
@@ -31,21 +97,21 @@ pub fn resize(attrs: &ResizeAttrs, ins: &[Option<&Tensor>]) -> OpResult {
         let sv = super::index::to_sizes(&sv, "sizes")?;
         for (i, &a) in axes.iter().enumerate() {
             out[a] = sv[i];
-            scales[a] = sv[i] as f64 / in_shape[a] as f64;
+            scale[a] = sv[i] as f64 / in_shape[a] as f64;
         }
         if attrs.aspect != AspectPolicy::Stretch {
-            let it = axes.iter().map(|&a| scales[a]);
+            let it = axes.iter().map(|&a| scale[a]);
             let s = if attrs.aspect == AspectPolicy::NotLarger {
                 it.fold(f64::INFINITY, f64::min)
             } else {
                 it.fold(f64::NEG_INFINITY, f64::max)
             };
             for &a in &axes {
-                scales[a] = s;
+                scale[a] = s;
                 out[a] = (s * in_shape[a] as f64 + 0.5) as usize;
             }
         }
-    } else if let Some(sc) = present(ins, 2) {
+    } else if let Some(sc) = scales {
         let sv = sc.to_f64_vec();
         if sv.len() != na {
             return Err(format!("scales {sv:?} must have {na} entries"));
@@ -54,13 +120,13 @@ pub fn resize(attrs: &ResizeAttrs, ins: &[Option<&Tensor>]) -> OpResult {
             if !(sv[i] > 0.0 && sv[i].is_finite()) {
                 return Err(format!("scale {} must be positive", sv[i]));
             }
-            scales[a] = sv[i];
+            scale[a] = sv[i];
             out[a] = (sv[i] * in_shape[a] as f64) as usize;
         }
     } else {
         return Err("Resize needs scales or sizes".into());
     }
-    let roi: Option<Vec<f64>> = match present(ins, 1) {
+    let roi: Option<Vec<f64>> = match roi {
         Some(t) => {
             let v = t.to_f64_vec();
             if v.len() != 2 * na {
@@ -82,47 +148,46 @@ pub fn resize(attrs: &ResizeAttrs, ins: &[Option<&Tensor>]) -> OpResult {
     if attrs.mode == ResizeMode::Nearest && attrs.antialias {
         return Err("antialias is not supported with mode nearest".into());
     }
-    let mut data = x.to_f64_vec();
-    let mut shape = in_shape.clone();
+    let mut tables = Vec::new();
     for &a in &axes {
         let trivial_roi = roi
             .as_ref()
             .is_none_or(|v| v[a] == 0.0 && (v[r + a] - 1.0).abs() <= 1e-9);
-        if (scales[a] - 1.0).abs() <= 1e-9 * scales[a].abs().max(1.0)
-            && out[a] == shape[a]
+        if (scale[a] - 1.0).abs() <= 1e-9 * scale[a].abs().max(1.0)
+            && out[a] == in_shape[a]
             && trivial_roi
         {
             continue;
         }
         let axis_roi = roi.as_ref().map(|v| (v[a], v[r + a]));
-        data = interpolate_axis(&data, &shape, a, scales[a], out[a], axis_roi, attrs)?;
-        shape[a] = out[a];
+        let taps = axis_taps(attrs, in_shape[a], out[a], scale[a], axis_roi)
+            .map_err(|e| format!("axis {a}: {e}"))?;
+        tables.push((a, taps));
     }
-    Ok(vec![saturate(x.dtype(), shape, &data)])
+    Ok(ResizeGeometry {
+        out_shape: out,
+        axes: tables,
+    })
 }
 
-/// Converts the f64 result to `dtype` like numpy's `saturate_cast`: integers round half
-/// to even, then every value is clipped to the dtype's range.
-fn saturate(dtype: DType, shape: Vec<usize>, v: &[f64]) -> Tensor {
+/// A value computed in f64 as `dtype` would hold it, like numpy's `saturate_cast`:
+/// integers round half to even, finite floats clip to the dtype's range (the store's
+/// `as` cast then saturates integers to theirs).
+#[inline]
+pub fn saturate_value(dtype: DType, x: f64) -> f64 {
     let max = match dtype {
         DType::F32 => f32::MAX as f64,
         DType::F16 => 65504.0,
         DType::BF16 => half::bf16::MAX.to_f64(),
         _ => f64::INFINITY,
     };
-    let conv: Vec<f64> = v
-        .iter()
-        .map(|&x| {
-            if dtype.is_int() {
-                x.round_ties_even()
-            } else if x.is_nan() {
-                x
-            } else {
-                x.clamp(-max, max)
-            }
-        })
-        .collect();
-    Tensor::from_f64(dtype, shape, &conv)
+    if dtype.is_int() {
+        x.round_ties_even()
+    } else if x.is_nan() {
+        x
+    } else {
+        x.clamp(-max, max)
+    }
 }
 
 /// Source coordinate of output index `y` and whether it is extrapolated
@@ -240,24 +305,18 @@ fn normalise(c: Vec<f64>) -> Vec<f64> {
     c.into_iter().map(|v| v / s).collect()
 }
 
-/// Resizes `data` (shape `shape`) along `axis` to `out_w` elements.
-fn interpolate_axis(
-    data: &[f64],
-    shape: &[usize],
-    axis: usize,
-    scale: f64,
-    out_w: usize,
-    roi: Option<(f64, f64)>,
+/// Tap table of one axis resized from `in_w` to `out_w` elements at `scale`.
+pub fn axis_taps(
     attrs: &ResizeAttrs,
-) -> Result<Vec<f64>, String> {
-    let in_w = shape[axis];
-    let outer: usize = shape[..axis].iter().product();
-    let inner: usize = shape[axis + 1..].iter().product();
+    in_w: usize,
+    out_w: usize,
+    scale: f64,
+    roi: Option<(f64, f64)>,
+) -> Result<AxisTaps, String> {
     if out_w > 0 && in_w == 0 {
-        return Err(format!("cannot resize an empty axis {axis} to {out_w}"));
+        return Err(format!("cannot resize an empty axis to {out_w}"));
     }
-    // Per output position: (input index, weight) pairs, or the extrapolation value.
-    let mut taps: Vec<Result<Vec<(usize, f64)>, f64>> = Vec::with_capacity(out_w);
+    let mut taps = Vec::with_capacity(out_w);
     for y in 0..out_w {
         let (x, extrapolated) = source_coord(attrs.coord, y as f64, scale, in_w, out_w, roi);
         if extrapolated {
@@ -305,24 +364,40 @@ fn interpolate_axis(
             .map(|(&i, w)| (i.clamp(0, last) as usize, w))
             .collect()));
     }
+    Ok(taps)
+}
+
+/// Resizes `data` (row-major, of `shape`) along `axis` by the tap table `taps` (one entry
+/// per output position; `taps.len()` is the new extent). Each output is
+/// `Σ w · x[i]` over its taps, accumulated in tap order from 0.
+pub fn apply_axis(data: &[f64], shape: &[usize], axis: usize, taps: &AxisTaps) -> Vec<f64> {
+    let in_w = shape[axis];
+    let out_w = taps.len();
+    let outer: usize = shape[..axis].iter().product();
+    let inner: usize = shape[axis + 1..].iter().product();
     let mut res = vec![0.0f64; outer * out_w * inner];
+    if res.is_empty() {
+        return res;
+    }
     for o in 0..outer {
-        for (y, t) in taps.iter().enumerate() {
-            let dst = (o * out_w + y) * inner;
+        let src = &data[o * in_w * inner..(o + 1) * in_w * inner];
+        let dst = &mut res[o * out_w * inner..(o + 1) * out_w * inner];
+        for (t, row) in taps.iter().zip(dst.chunks_exact_mut(inner)) {
             match t {
-                Err(v) => res[dst..dst + inner].iter_mut().for_each(|d| *d = *v),
+                Err(v) => row.fill(*v),
+                Ok(t) if inner == 1 => {
+                    row[0] = t.iter().fold(0.0, |acc, &(i, w)| acc + src[i] * w);
+                }
                 Ok(t) => {
-                    for k in 0..inner {
-                        res[dst + k] = t
-                            .iter()
-                            .map(|&(i, w)| data[(o * in_w + i) * inner + k] * w)
-                            .sum();
+                    for &(i, w) in t {
+                        let s = &src[i * inner..(i + 1) * inner];
+                        row.iter_mut().zip(s).for_each(|(d, &x)| *d += x * w);
                     }
                 }
             }
         }
     }
-    Ok(res)
+    res
 }
 
 #[cfg(test)]

@@ -94,14 +94,24 @@ pub fn specialize(g: &mut Graph, input_shapes: &[(&str, Vec<usize>)]) -> Result<
             vi.ty = ty;
         }
     }
-    let mut cx = Cx::new(g);
-    for id in g.topo_order()? {
-        if !g.contains(id) {
-            continue;
+    // Control flow that became static (a constant `If` condition, a constant trip count)
+    // is replaced by its body; the copies are typed and folded by another walk.
+    for _ in 0..16 {
+        let mut cx = Cx::new(g);
+        let mut changed = false;
+        for id in g.topo_order()? {
+            if !g.contains(id) {
+                continue;
+            }
+            infer_one(g, id, &mut cx)?;
+            if let Some(consts) = try_fold(g, id) {
+                replace_with_constants(g, id, consts);
+            } else if crate::control::make_static(g, id)? {
+                changed = true;
+            }
         }
-        infer_one(g, id, &mut cx)?;
-        if let Some(consts) = try_fold(g, id) {
-            replace_with_constants(g, id, consts);
+        if !changed {
+            break;
         }
     }
     remove_dead_nodes(g);

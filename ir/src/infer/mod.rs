@@ -12,7 +12,8 @@
 mod act;
 mod attention;
 mod contrib;
-mod dims;
+pub(crate) mod control;
+pub(crate) mod dims;
 mod fused;
 mod graph;
 mod index_norm;
@@ -406,6 +407,12 @@ pub(crate) fn infer_node_vals(
         Op::NegativeLogLikelihoodLoss { reduction, .. } => seq::loss(*reduction, &ins, 1),
         Op::SoftmaxCrossEntropyLoss { reduction, .. } => seq::loss(*reduction, &ins, num_outputs),
         Op::Recurrent(a) => seq::recurrent(a, &ins, num_outputs, gen),
+        Op::If {
+            then_branch,
+            else_branch,
+        } => control::if_(gen, then_branch, else_branch, &ins, num_outputs),
+        Op::Loop { body, carried } => control::loop_(gen, body, *carried, &ins, num_outputs),
+        Op::Scan(a) => control::scan(gen, a, &ins, num_outputs),
         Op::CausalConvWithState { .. } => seq::causal_conv(&ins, num_outputs, gen),
         Op::LinearAttention {
             q_num_heads,

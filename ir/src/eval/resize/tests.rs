@@ -3,17 +3,7 @@
 use super::*;
 
 fn attrs(mode: ResizeMode, coord: CoordTransform) -> ResizeAttrs {
-    ResizeAttrs {
-        mode,
-        coord,
-        nearest: NearestMode::RoundPreferFloor,
-        cubic_coeff_a: -0.75,
-        exclude_outside: false,
-        extrapolation_value: 0.0,
-        antialias: false,
-        axes: None,
-        aspect: AspectPolicy::Stretch,
-    }
+    ResizeAttrs::with_defaults(mode, coord)
 }
 
 fn f32s(shape: &[usize], v: &[f32]) -> Tensor {
