@@ -1,4 +1,5 @@
-//! Removes `Identity` nodes and inference-mode `Dropout` nodes whose mask is unused,
+//! Removes `Identity` nodes, `Cast`s to the dtype their input already has (exporters write
+//! them around embedding lookups) and inference-mode `Dropout` nodes whose mask is unused,
 //! rewiring their readers to the input.
 //!
 //! ```text
@@ -17,6 +18,9 @@ pub fn remove_identity(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, I
         let node = g.node(id);
         let removable = match node.op {
             Op::Identity => true,
+            Op::Cast { to } => g
+                .input(id, 0)
+                .is_some_and(|src| g.value_type(src).dtype == to),
             Op::Dropout => (1..node.outputs.len()).all(|p| {
                 g.consumers(Value::new(id, p)).is_empty() && !g.is_output(Value::new(id, p))
             }),
@@ -45,7 +49,7 @@ pub fn remove_identity(g: &mut Graph, cx: &mut PassContext) -> Result<Changed, I
     }
     cx.explain(
         "remove-identity",
-        format!("removed {removed} Identity/Dropout nodes"),
+        format!("removed {removed} Identity/no-op Cast/Dropout nodes"),
     );
     Ok(Changed::Yes)
 }

@@ -350,3 +350,67 @@ fn report_errors() {
         }
     }
 }
+
+/// Rel. L2 error of the first output of `h` against `g`, over two random inputs.
+fn error_between(g: &Graph, h: &Graph, int_range: usize) -> f64 {
+    (0..2)
+        .map(|seed| {
+            let ins = random_inputs(g, int_range, seed);
+            let want = run_outputs(g, &ins).unwrap();
+            let got = run_outputs(h, &ins).unwrap();
+            rel_l2(&got[0], &want[0])
+        })
+        .fold(0.0, f64::max)
+}
+
+fn count_lns(g: &Graph) -> usize {
+    g.node_ids()
+        .filter(|&n| matches!(g.node(n).op, Op::LayerNormalization { .. }))
+        .count()
+}
+
+/// BLOOM: the embedding LN writes the stream. It stays a LayerNorm, its output is
+/// recentred explicitly (PASSES.md §1 transformation 4), every block LN becomes an RMSNorm;
+/// CRMSNorm declines (the writer's width cannot drop).
+#[test]
+fn t9_embedding_ln_is_recentred_explicitly() {
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        let c = GptConfig {
+            embed_ln: true,
+            ..cfg(dtype)
+        };
+        let g = gpt(&c);
+        let mut h = g.clone();
+        let (changed, why) = apply(&mut h, "ln-to-rmsnorm");
+        assert_eq!(changed, Changed::Yes, "{why:?}");
+        assert!(why[0].contains("recentred 1 writers explicitly"), "{why:?}");
+        assert_eq!(count_lns(&h), 1, "only the embedding LN stays");
+        let e = error_between(&g, &h, c.vocab);
+        assert!(e <= tol, "{dtype}: {e:e}");
+        let mut k = g.clone();
+        let (changed, why) = apply(&mut k, "crmsnorm");
+        assert_eq!(changed, Changed::No);
+        assert!(why[0].contains("cannot drop by one"), "{why:?}");
+    }
+}
+
+/// A base model without a head: the final LN's output is the graph output, so that LN
+/// keeps γ (as the RMSNorm scale) and β (added after it); the others fold into readers.
+#[test]
+fn t10_final_ln_as_graph_output_keeps_its_affine() {
+    for (dtype, tol) in [(DType::F64, 1e-12), (DType::F32, 1e-5)] {
+        let c = GptConfig {
+            head: HeadKind::None,
+            ..cfg(dtype)
+        };
+        let g = gpt(&c);
+        let mut h = g.clone();
+        let (changed, why) = apply(&mut h, "ln-to-rmsnorm");
+        assert_eq!(changed, Changed::Yes, "{why:?}");
+        assert!(why[0].contains("1 LNs keep γ/β"), "{why:?}");
+        assert_eq!(count_lns(&h), 0);
+        assert_eq!(h.outputs()[0].name, "last_hidden_state");
+        let e = error_between(&g, &h, c.vocab);
+        assert!(e <= tol, "{dtype}: {e:e}");
+    }
+}

@@ -24,7 +24,7 @@ model of tests/corpus/manifest.tsv that was exported, the stages are
             for shape 0's inputs (the object is per input shape), examples/c/main.c linked
             with cc against m.o and libwhittle_rt.a, run on shape 0's inputs (raw files in
             the header's order), outputs compared with shape 0's expected outputs.
-  rms-ort   (stage rms) WHITTLE optimize MODEL -o TMP/rms.onnx --passes exact,ln-to-rmsnorm
+  rms-ort   (stage rms) WHITTLE optimize MODEL -o TMP/rms.onnx --passes canonicalize,ln-to-rmsnorm,exact
             --explain: records whether ln-to-rmsnorm applied or why it declined; when it
             applied, onnxruntime runs rms.onnx at both shapes against the expected outputs
             (the rewrite is exact). A decline shows `-` and is not counted.
@@ -323,7 +323,7 @@ def passes_text(models: list[str], info: dict, families: dict, width: int) -> st
            "#   .venv/bin/python tests/corpus/check.py --write-passes",
            "# Exact pipeline (`whittle optimize MODEL --explain`): passes that rewrote something,",
            "# ×N = sites rewritten (for const-fold, cse, remove-identity, dce: nodes), and the node",
-           "# count before→after. rms: `--passes exact,ln-to-rmsnorm --explain`, applied or the",
+           "# count before→after. rms: `--passes canonicalize,ln-to-rmsnorm,exact --explain`, applied or the",
            "# decline reason. Details per model below: applied rewrites and declines grouped by",
            "# message (names elided as '…'), with the first site.", "",
            "## Summary", ""]
@@ -472,11 +472,11 @@ def main() -> int:
         if "rms-ort" in stages:
             def rms_stage():
                 out = os.path.join(work, "rms.onnx")
-                ok, why, text = whittle(binary, ["optimize", model, "-o", out, "--passes", "exact,ln-to-rmsnorm",
+                ok, why, text = whittle(binary, ["optimize", model, "-o", out, "--passes", "canonicalize,ln-to-rmsnorm,exact",
                                                  "--explain"], a.timeout)
                 if not ok:
                     mi["rms"] = ("error", f"whittle optimize {why}")
-                    return False, f"whittle optimize --passes exact,ln-to-rmsnorm {why}"
+                    return False, f"whittle optimize --passes canonicalize,ln-to-rmsnorm,exact {why}"
                 mi["rms"] = rms_verdict(text)
                 if mi["rms"][0] != "applied":
                     return None, f"ln-to-rmsnorm {mi['rms'][0]}: {mi['rms'][1]}"

@@ -2,13 +2,20 @@
 //! writers (constant linear ops to recentre), the stream LNs and their readers (constant
 //! linear ops to fold γ/β into), or says why the model does not qualify.
 //!
-//! The stream is found backwards from every `LayerNormalization` over the last axis:
-//! residual `Add`s and token-wise ops (`Concat`/`Gather`/`Slice`/`ReduceMean` off the hidden
-//! axis) are stream; what they add in must be a constant or a writer. Then every reader of a
-//! stream value must be a stream LN or stream op, and every path out of an LN must reach a
-//! linear op with constant weights through hidden-axis-preserving ops only.
+//! The stream is found backwards from every stream `LayerNormalization` over the last axis
+//! (one whose output does not feed a residual `Add`: that one is a writer, like BLOOM's
+//! embedding LN): residual `Add`s and token-wise ops (`Concat`/`Gather`/`Slice`/`ReduceMean`
+//! off the hidden axis, `Reshape`/`Transpose` that keep it last, no-op `Cast`s) are stream;
+//! what they add in must be a constant or a writer. A writer that is not a constant linear
+//! op (a nonlinear stem, a graph input, an embedding LN) is recentred explicitly
+//! (`x − mean x`, [`Centre`]). Then every reader of a stream value must be a stream LN, a
+//! stream op or a `Shape`, and every path out of an LN must reach a linear op with constant
+//! weights through hidden-axis-preserving ops only — or be a graph output (a base model's
+//! last hidden state), in which case that LN keeps γ and β.
 
-use crate::rewrite::{const_i64, single_consumer};
+mod writers;
+
+use crate::rewrite::const_i64;
 use std::collections::{BTreeSet, HashSet};
 use whittle_ir::{BinaryOp, Graph, NodeId, Op, ReduceOp, Tensor, Value};
 
@@ -52,6 +59,19 @@ pub struct LnSite {
     pub d: usize,
     pub gamma: Vec<f64>,
     pub beta: Vec<f64>,
+    /// Why γ and β stay on this LN's output (RMSNorm scale γ, then `+ β`) instead of being
+    /// folded into readers: its output is a graph output.
+    pub keep_affine: Option<String>,
+}
+
+/// A writer output recentred explicitly: its stream readers (`users`) read
+/// `value − ReduceMean(value)` instead; other readers keep `value`.
+#[derive(Clone, Debug)]
+pub struct Centre {
+    pub value: Value,
+    pub users: Vec<(NodeId, usize)>,
+    /// Why the writer's own constants cannot be recentred.
+    pub why: String,
 }
 
 /// Everything the rewrite needs; computed without touching the graph.
@@ -65,6 +85,22 @@ pub struct Plan {
     pub resize: Vec<(Value, usize)>,
     /// `Reshape` nodes whose constant shape names the hidden size at index `.1`.
     pub shape_consts: Vec<(NodeId, usize)>,
+    /// Writers recentred explicitly.
+    pub centre: Vec<Centre>,
+    /// Why the stream width cannot change (shapes read or computed elsewhere); CRMSNorm
+    /// declines with the first.
+    pub fixed_width: Vec<String>,
+}
+
+/// Lengths of the plan's lists, to undo a failed sub-analysis.
+#[derive(Clone, Copy)]
+struct Mark {
+    writers: usize,
+    scales: usize,
+    readers: usize,
+    resize: usize,
+    shape_consts: usize,
+    fixed_width: usize,
 }
 
 fn vname(g: &Graph, v: Value) -> String {
@@ -125,10 +161,70 @@ fn candidate_lns(g: &Graph) -> Vec<NodeId> {
         .collect()
 }
 
+/// Splits the candidate LNs into stream LNs and writer LNs (an output read by an `Add`:
+/// the norm writes the stream, as BLOOM's embedding LN does). A writer LN whose input is a
+/// residual `Add` of another LN's output is a Post-LN block: the model is declined.
+fn classify(g: &Graph, cands: &[NodeId]) -> Result<(Vec<NodeId>, HashSet<NodeId>), String> {
+    let is_add = |n: NodeId| matches!(g.node(n).op, Op::Binary(BinaryOp::Add));
+    let mut writers = HashSet::new();
+    for &n in cands {
+        let readers = g.consumers(Value::new(n, 0));
+        let Some(&(add, _)) = readers.iter().find(|&&(c, _)| is_add(c)) else {
+            continue;
+        };
+        // An embedding LN feeds residual Adds and the first block's LN only; one whose
+        // output a block reads directly is a Post-LN block, `LN(h + f(h))`.
+        if let Some(&(other, _)) = readers.iter().find(|&&(c, p)| {
+            !is_add(c)
+                && !(cands.contains(&c) && p == 0)
+                && !matches!(g.node(c).op, Op::Shape { .. })
+        }) {
+            return Err(format!(
+                "LN at node '{}': model is Post-LN (its output feeds the residual Add '{}' \
+                 and '{}' of the next block)",
+                nname(g, n),
+                nname(g, add),
+                nname(g, other)
+            ));
+        }
+        if let Some(x) = g.input(n, 0).filter(|x| is_add(x.node)) {
+            for p in 0..2 {
+                if let Some(prev) = g.input(x.node, p).filter(|v| cands.contains(&v.node)) {
+                    return Err(format!(
+                        "LN at node '{}': model is Post-LN (the residual stream comes out of \
+                         the norm '{}', whose output also feeds the residual Add '{}')",
+                        nname(g, n),
+                        nname(g, prev.node),
+                        nname(g, x.node)
+                    ));
+                }
+            }
+        }
+        writers.insert(n);
+    }
+    let stream: Vec<NodeId> = cands
+        .iter()
+        .copied()
+        .filter(|n| !writers.contains(n))
+        .collect();
+    if stream.is_empty() {
+        let n = cands[0];
+        return Err(format!(
+            "LN at node '{}': model is Post-LN (every LN's output feeds a residual Add)",
+            nname(g, n)
+        ));
+    }
+    Ok((stream, writers))
+}
+
 struct Analyzer<'a> {
     g: &'a Graph,
     plan: Plan,
     stream: BTreeSet<Value>,
+    /// Writer outputs to recentre explicitly (with why).
+    centred: Vec<(Value, String)>,
+    /// LNs whose output writes the stream (see [`classify`]).
+    writer_lns: HashSet<NodeId>,
     stack: Vec<Value>,
     /// The LN whose input walk is running (for messages).
     ln_name: String,
@@ -137,14 +233,17 @@ struct Analyzer<'a> {
 /// Analyses `g`. `Ok(None)`: there is no LayerNorm over the last axis. `Err`: the reason
 /// the model does not qualify.
 pub fn analyze(g: &Graph) -> Result<Option<Plan>, String> {
-    let lns = candidate_lns(g);
-    if lns.is_empty() {
+    let cands = candidate_lns(g);
+    if cands.is_empty() {
         return Ok(None);
     }
+    let (lns, writer_lns) = classify(g, &cands)?;
     let mut a = Analyzer {
         g,
         plan: Plan::default(),
         stream: BTreeSet::new(),
+        centred: vec![],
+        writer_lns,
         stack: vec![],
         ln_name: String::new(),
     };
@@ -156,9 +255,30 @@ pub fn analyze(g: &Graph) -> Result<Option<Plan>, String> {
         let x = g.input(n, 0).ok_or("LN without input")?;
         a.stack.push(x);
         a.walk()?;
-        a.ln_readers(i)?;
+        let mark = a.mark();
+        if let Err(why) = a.ln_readers(i)? {
+            a.undo(mark);
+            a.plan.lns[i].keep_affine = Some(why);
+        }
     }
     a.check_stream_readers(&lns)?;
+    let centred = std::mem::take(&mut a.centred);
+    let mut seen = HashSet::new();
+    for (v, why) in centred {
+        if !seen.insert(v) || a.stream.contains(&v) {
+            continue;
+        }
+        let users = g
+            .consumers(v)
+            .into_iter()
+            .filter(|&(n, p)| a.stream.contains(&Value::new(n, 0)) || (lns.contains(&n) && p == 0))
+            .collect();
+        a.plan.centre.push(Centre {
+            value: v,
+            users,
+            why,
+        });
+    }
     let stream: Vec<Value> = a.stream.iter().copied().collect();
     for v in stream {
         let r =
@@ -175,6 +295,43 @@ pub fn analyze(g: &Graph) -> Result<Option<Plan>, String> {
 impl Analyzer<'_> {
     fn fail<T>(&self, msg: String) -> Result<T, String> {
         Err(format!("LN at node '{}': {msg}", self.ln_name))
+    }
+
+    fn mark(&self) -> Mark {
+        let p = &self.plan;
+        Mark {
+            writers: p.writers.len(),
+            scales: p.scales.len(),
+            readers: p.readers.len(),
+            resize: p.resize.len(),
+            shape_consts: p.shape_consts.len(),
+            fixed_width: p.fixed_width.len(),
+        }
+    }
+
+    fn undo(&mut self, m: Mark) {
+        let p = &mut self.plan;
+        p.writers.truncate(m.writers);
+        p.scales.truncate(m.scales);
+        p.readers.truncate(m.readers);
+        p.resize.truncate(m.resize);
+        p.shape_consts.truncate(m.shape_consts);
+        p.fixed_width.truncate(m.fixed_width);
+    }
+
+    /// `v` is written by something that is not a constant linear op: recentre it explicitly.
+    fn centre(&mut self, v: Value, why: String) {
+        self.stream.remove(&v);
+        self.centred.push((v, why));
+    }
+
+    /// Records the writer producing `v`, or recentres `v` explicitly if it is not one.
+    fn writer_or_centre(&mut self, v: Value) {
+        let mark = self.mark();
+        if let Err(why) = self.writer(v, false) {
+            self.undo(mark);
+            self.centre(v, why);
+        }
     }
 
     fn ln_site(&mut self, n: NodeId) -> Result<(), String> {
@@ -214,6 +371,7 @@ impl Analyzer<'_> {
             d,
             gamma,
             beta,
+            keep_affine: None,
         });
         Ok(())
     }
@@ -222,30 +380,47 @@ impl Analyzer<'_> {
     fn walk(&mut self) -> Result<(), String> {
         let g = self.g;
         while let Some(v) = self.stack.pop() {
-            if !self.stream.insert(v) {
+            if self.centred.iter().any(|(c, _)| *c == v) || !self.stream.insert(v) {
                 continue;
-            }
-            if g.is_output(v) {
-                return self.fail(format!("stream value '{}' is a graph output", vname(g, v)));
             }
             let n = v.node;
             let r = rank(g, v).ok_or_else(|| format!("'{}' has unknown rank", vname(g, v)))?;
-            match &g.node(n).op {
+            let keeps_last = || {
+                let d = last_dim(g, v);
+                d.is_some() && g.input(n, 0).and_then(|x| last_dim(g, x)) == d
+            };
+            let writes = match &g.node(n).op {
                 Op::Binary(BinaryOp::Add) => {
                     for port in 0..2 {
                         self.term(n, port)?;
                     }
+                    false
                 }
                 Op::Concat { axis } if norm_axis(*axis, r).is_some_and(|a| a + 1 != r) => {
                     for port in 0..g.node(n).num_inputs {
                         self.term(n, port)?;
                     }
+                    false
                 }
                 Op::Gather { .. } if g.input(n, 0).is_some_and(|t| g.const_tensor(t).is_some()) => {
-                    self.writer(v, false)?;
+                    true
+                }
+                Op::Expand if g.input(n, 0).is_some_and(|t| g.const_tensor(t).is_some()) => {
+                    if g.is_output(v) {
+                        return self.output_fail(v);
+                    }
+                    self.stream.remove(&v);
+                    self.expand_writer(n)?;
+                    continue;
+                }
+                Op::Transpose { perm }
+                    if perm.as_ref().is_some_and(|p| p.last() == Some(&(r - 1))) =>
+                {
+                    self.stream_input(n, 0)?;
+                    false
                 }
                 Op::MatMul | Op::Gemm { .. } | Op::Transpose { .. } | Op::Binary(BinaryOp::Mul) => {
-                    self.writer(v, false)?;
+                    true
                 }
                 Op::Gather { axis }
                     if g.input(n, 0)
@@ -254,8 +429,12 @@ impl Analyzer<'_> {
                         == Some(true) =>
                 {
                     self.stream_input(n, 0)?;
+                    false
                 }
-                Op::Slice if axes_avoid_last(g, n, 3, r) => self.stream_input(n, 0)?,
+                Op::Slice if axes_avoid_last(g, n, 3, r) => {
+                    self.stream_input(n, 0)?;
+                    false
+                }
                 Op::Reduce {
                     op: ReduceOp::Mean, ..
                 } if g
@@ -263,7 +442,33 @@ impl Analyzer<'_> {
                     .and_then(|x| rank(g, x))
                     .is_some_and(|xr| axes_avoid_last(g, n, 1, xr)) =>
                 {
-                    self.stream_input(n, 0)?
+                    self.stream_input(n, 0)?;
+                    false
+                }
+                Op::Flatten { .. } if keeps_last() => {
+                    self.stream_input(n, 0)?;
+                    false
+                }
+                Op::Reshape { .. } if keeps_last() => {
+                    self.reshape_shape(n);
+                    self.stream_input(n, 0)?;
+                    false
+                }
+                Op::Identity => {
+                    self.stream_input(n, 0)?;
+                    false
+                }
+                Op::Cast { to } if g.input(n, 0).is_some_and(|x| g.value_type(x).dtype == *to) => {
+                    self.stream_input(n, 0)?;
+                    false
+                }
+                Op::LayerNormalization { .. } if self.writer_lns.contains(&n) => {
+                    let why = format!(
+                        "'{}' is a LayerNormalization that writes the stream",
+                        nname(g, n)
+                    );
+                    self.centre(v, why);
+                    continue;
                 }
                 Op::LayerNormalization { .. } | Op::RmsNormalization { .. } => {
                     return self.fail(format!(
@@ -273,23 +478,54 @@ impl Analyzer<'_> {
                     ));
                 }
                 Op::Input(_) => {
-                    return self.fail(format!(
-                        "the stream starts at graph input '{}', not at a constant writer",
-                        vname(g, v)
-                    ));
+                    let why = format!("the stream starts at graph input '{}'", vname(g, v));
+                    self.centre(v, why);
+                    continue;
                 }
                 op => {
-                    return self.fail(format!(
-                        "stream value '{}' comes from '{}' ({}), which is not a residual Add, \
-                         a token-wise op or a constant linear writer",
+                    let why = format!(
+                        "stream value '{}' comes from '{}' ({}), which is not a constant \
+                         linear writer",
                         vname(g, v),
                         nname(g, n),
                         op.kind_name()
-                    ));
+                    );
+                    self.centre(v, why);
+                    continue;
                 }
+            };
+            if writes && g.is_output(v) {
+                let why = format!("the writer output '{}' is a graph output", vname(g, v));
+                self.centre(v, why);
+            } else if writes {
+                self.writer_or_centre(v);
+            } else if g.is_output(v) {
+                return self.output_fail(v);
             }
         }
         Ok(())
+    }
+
+    fn output_fail<T>(&self, v: Value) -> Result<T, String> {
+        self.fail(format!(
+            "stream value '{}' is a graph output",
+            vname(self.g, v)
+        ))
+    }
+
+    /// A stream `Reshape` (hidden axis kept last): a constant shape naming the hidden size
+    /// is resized with the stream; a computed one fixes the width.
+    fn reshape_shape(&mut self, n: NodeId) {
+        let g = self.g;
+        let d = last_dim(g, Value::new(n, 0)).unwrap_or(0) as i64;
+        match g.input(n, 1).and_then(|s| const_i64(g, s)) {
+            Some(s) if s.last() == Some(&d) => self.plan.shape_consts.push((n, s.len() - 1)),
+            Some(_) => {}
+            None => self.plan.fixed_width.push(format!(
+                "the stream Reshape '{}' has a computed shape",
+                nname(g, n)
+            )),
+        }
     }
 
     fn stream_input(&mut self, n: NodeId, port: usize) -> Result<(), String> {
@@ -315,243 +551,21 @@ impl Analyzer<'_> {
         Ok(())
     }
 
-    /// A constant added into the stream (bias, position table, CLS token).
-    fn const_term(&mut self, n: NodeId, port: usize) -> Result<(), String> {
-        let g = self.g;
-        let out = Value::new(n, 0);
-        let (Some(u), Some(d), Some(r)) = (g.input(n, port), last_dim(g, out), rank(g, out)) else {
-            return self.fail(format!("'{}' has an unknown hidden size", nname(g, n)));
-        };
-        let t = g.const_tensor(u).ok_or("not a constant")?;
-        if !t.dtype().is_float() || t.shape().last() != Some(&d) || t.rank() > r {
-            return self.fail(format!(
-                "the constant '{}' added at '{}' is not per-channel along the hidden axis",
-                vname(g, u),
-                nname(g, n)
-            ));
-        }
-        self.plan.writers.push(ConstEdit {
-            node: n,
-            port,
-            axis: t.rank() - 1,
-        });
-        Ok(())
-    }
-
-    /// Records the constants of the writer producing `u`. A writer under a folded layer
-    /// scale is `exclusive`: the scale must be its only reader. Otherwise `u` is a stream
-    /// value, whose readers are checked with the rest of the stream.
-    fn writer(&mut self, u: Value, exclusive: bool) -> Result<(), String> {
-        let g = self.g;
-        let n = u.node;
-        let name = nname(g, n);
-        if exclusive && single_consumer(g, u).is_none() {
-            return self.fail(format!(
-                "the writer output '{}' has other readers",
-                vname(g, u)
-            ));
-        }
-        let (Some(d), Some(r)) = (last_dim(g, u), rank(g, u)) else {
-            return self.fail(format!("writer '{name}' has an unknown output size"));
-        };
-        self.plan.resize.push((u, r - 1));
-        let konst = |port: usize| g.input(n, port).and_then(|v| g.const_tensor(v));
-        let op = g.node(n).op.clone();
-        match op {
-            Op::MatMul => match konst(1) {
-                Some(w)
-                    if w.dtype().is_float() && w.rank() >= 2 && w.shape().last() == Some(&d) =>
-                {
-                    self.plan.writers.push(ConstEdit {
-                        node: n,
-                        port: 1,
-                        axis: w.rank() - 1,
-                    });
-                    Ok(())
-                }
-                _ => self.fail(format!("writer '{name}' (MatMul) has no constant weight")),
-            },
-            Op::Gemm { trans_b, .. } => {
-                let axis = if trans_b { 0 } else { 1 };
-                match konst(1) {
-                    Some(w) if w.dtype().is_float() && w.rank() == 2 && w.shape()[axis] == d => {}
-                    _ => {
-                        return self.fail(format!("writer '{name}' (Gemm) has no constant weight"))
-                    }
-                }
-                self.plan.writers.push(ConstEdit {
-                    node: n,
-                    port: 1,
-                    axis,
-                });
-                if g.input(n, 2).is_some() {
-                    match konst(2) {
-                        Some(c) if c.dtype().is_float() && c.shape().last() == Some(&d) => {
-                            self.plan.writers.push(ConstEdit {
-                                node: n,
-                                port: 2,
-                                axis: c.rank() - 1,
-                            });
-                        }
-                        _ => {
-                            return self.fail(format!(
-                                "writer '{name}' (Gemm) has a bias that is not per-channel"
-                            ))
-                        }
-                    }
-                }
-                Ok(())
-            }
-            Op::Gather { axis } => match konst(0) {
-                Some(t)
-                    if t.dtype().is_float()
-                        && t.rank() == 2
-                        && t.shape()[1] == d
-                        && norm_axis(axis, 2) == Some(0) =>
-                {
-                    self.plan.writers.push(ConstEdit {
-                        node: n,
-                        port: 0,
-                        axis: 1,
-                    });
-                    Ok(())
-                }
-                _ => self.fail(format!(
-                    "writer '{name}' (Gather) does not read a constant table"
-                )),
-            },
-            Op::Binary(BinaryOp::Mul) => self.scale_writer(n, d),
-            Op::Binary(BinaryOp::Add) => {
-                for port in 0..2 {
-                    match g.input(n, port) {
-                        Some(x) if g.const_tensor(x).is_some() => self.const_term(n, port)?,
-                        Some(x) => self.writer(x, true)?,
-                        None => return self.fail(format!("'{name}' lacks an input")),
-                    }
-                }
-                Ok(())
-            }
-            Op::Transpose { perm } => self.conv_writer(n, perm, d),
-            op => self.fail(format!(
-                "writer '{name}' ({}) is not a constant linear op",
-                op.kind_name()
-            )),
-        }
-    }
-
-    /// Layer scale `Mul(writer, λ)`: a scalar λ commutes with recentring; a per-channel λ
-    /// is folded into the writer's constants first.
-    fn scale_writer(&mut self, n: NodeId, d: usize) -> Result<(), String> {
-        let g = self.g;
-        let (Some(a), Some(b)) = (g.input(n, 0), g.input(n, 1)) else {
-            return self.fail(format!("'{}' lacks an input", nname(g, n)));
-        };
-        let (x, lambda_port, lam) = match (g.const_tensor(a), g.const_tensor(b)) {
-            (None, Some(t)) => (a, 1, t),
-            (Some(t), None) => (b, 0, t),
-            _ => {
-                return self.fail(format!(
-                    "'{}' (Mul) does not scale a writer by a constant",
-                    nname(g, n)
-                ))
-            }
-        };
-        if lam.len() == 1 && lam.dtype().is_float() {
-            return self.writer(x, true);
-        }
-        let fits = rank(g, x).is_some_and(|r| lam.rank() <= r);
-        let Some(lambda) = per_channel(lam, d).filter(|_| fits) else {
-            return self.fail(format!("layer scale '{}' is not per-channel", nname(g, n)));
-        };
-        let start = self.plan.writers.len();
-        self.writer(x, true)?;
-        self.plan.scales.push(ScaleFold {
-            mul: n,
-            lambda_port,
-            lambda,
-            range: start..self.plan.writers.len(),
-        });
-        Ok(())
-    }
-
-    /// Patch embedding: `Conv → Reshape [N,D,P] (or Flatten) → Transpose` moving the channel
-    /// axis last.
-    fn conv_writer(&mut self, t: NodeId, perm: Option<Vec<usize>>, d: usize) -> Result<(), String> {
-        let g = self.g;
-        let name = nname(g, t);
-        let bad = |s: &Self| {
-            s.fail(format!(
-                "writer '{name}' (Transpose) is not a patch-embedding Conv"
-            ))
-        };
-        let Some(x) = g.input(t, 0) else {
-            return bad(self);
-        };
-        if perm.as_deref() != Some(&[0, 2, 1]) || single_consumer(g, x).is_none() {
-            return bad(self);
-        }
-        let r = x.node;
-        let (conv_out, shape_idx) = match g.node(r).op {
-            Op::Reshape { .. } => {
-                let s = g.input(r, 1).and_then(|v| const_i64(g, v));
-                match s.as_deref() {
-                    Some([_, c, _]) if *c == d as i64 || *c == 0 => {
-                        (g.input(r, 0), (*c == d as i64).then_some((r, 1)))
-                    }
-                    _ => return bad(self),
-                }
-            }
-            Op::Flatten { axis: 2 } => (g.input(r, 0), None),
-            _ => return bad(self),
-        };
-        let Some(c) = conv_out else { return bad(self) };
-        let Op::Conv { group: 1, .. } = g.node(c.node).op else {
-            return bad(self);
-        };
-        if single_consumer(g, c).is_none() || rank(g, c).is_none_or(|cr| cr < 3) {
-            return bad(self);
-        }
-        let konst = |port: usize| g.input(c.node, port).and_then(|v| g.const_tensor(v));
-        match konst(1) {
-            Some(w) if w.dtype().is_float() && w.shape().first() == Some(&d) => {}
-            _ => return bad(self),
-        }
-        self.plan.writers.push(ConstEdit {
-            node: c.node,
-            port: 1,
-            axis: 0,
-        });
-        if g.input(c.node, 2).is_some() {
-            match konst(2) {
-                Some(b) if b.shape() == [d] => self.plan.writers.push(ConstEdit {
-                    node: c.node,
-                    port: 2,
-                    axis: 0,
-                }),
-                _ => return bad(self),
-            }
-        }
-        self.plan.resize.push((c, 1));
-        self.plan.resize.push((x, 1));
-        if let Some(sc) = shape_idx {
-            self.plan.shape_consts.push(sc);
-        }
-        Ok(())
-    }
-
-    /// Every path out of LN `i` must reach a constant linear reader.
-    fn ln_readers(&mut self, i: usize) -> Result<(), String> {
+    /// Every path out of LN `i` must reach a constant linear reader (or a `Shape`). `Ok(Err)`:
+    /// a path ends in a graph output, so the LN keeps its affine (the reason).
+    fn ln_readers(&mut self, i: usize) -> Result<Result<(), String>, String> {
         let g = self.g;
         let ln = self.plan.lns[i].node;
         let d = self.plan.lns[i].d;
         let mut stack = vec![Value::new(ln, 0)];
         let mut seen = HashSet::new();
+        let mut output = None;
         while let Some(v) = stack.pop() {
             if !seen.insert(v) {
                 continue;
             }
-            if g.is_output(v) {
-                return self.fail(format!(
+            if g.is_output(v) && output.is_none() {
+                output = Some(format!(
                     "its normalised output '{}' is a graph output",
                     vname(g, v)
                 ));
@@ -589,6 +603,23 @@ impl Analyzer<'_> {
                     {
                         self.push_path(out, &mut stack)?;
                     }
+                    Op::Transpose { perm }
+                        if keeps_last
+                            && perm.as_ref().is_some_and(|p| p.last() == Some(&(r_in - 1))) =>
+                    {
+                        self.push_path(out, &mut stack)?;
+                    }
+                    Op::Identity => self.push_path(out, &mut stack)?,
+                    Op::Flatten { .. } if port == 0 && keeps_last => {
+                        self.push_path(out, &mut stack)?;
+                    }
+                    Op::Cast { to } if *to == g.value_type(v).dtype => {
+                        self.push_path(out, &mut stack)?;
+                    }
+                    Op::Shape { .. } => self
+                        .plan
+                        .fixed_width
+                        .push(format!("'{}' reads the normalised shape", node.name)),
                     Op::Binary(BinaryOp::Add) if self.is_stream_add(n) => {
                         return self.fail(format!(
                             "model is Post-LN (its output feeds the residual Add '{}' and the next block)",
@@ -605,7 +636,7 @@ impl Analyzer<'_> {
                 }
             }
         }
-        Ok(())
+        Ok(output.map_or(Ok(()), Err))
     }
 
     fn is_stream_add(&self, n: NodeId) -> bool {
@@ -687,11 +718,16 @@ impl Analyzer<'_> {
         Ok(())
     }
 
-    /// Every reader of a stream value must be a stream LN or another stream op.
-    fn check_stream_readers(&self, lns: &[NodeId]) -> Result<(), String> {
+    /// Every reader of a stream value must be a stream LN, another stream op or a `Shape`.
+    fn check_stream_readers(&mut self, lns: &[NodeId]) -> Result<(), String> {
         let g = self.g;
         for &v in &self.stream {
             for (n, port) in g.consumers(v) {
+                if matches!(g.node(n).op, Op::Shape { .. }) {
+                    let why = format!("'{}' reads the stream's shape", nname(g, n));
+                    self.plan.fixed_width.push(why);
+                    continue;
+                }
                 let ok = (lns.contains(&n) && port == 0) || self.stream.contains(&Value::new(n, 0));
                 if !ok {
                     return Err(format!(

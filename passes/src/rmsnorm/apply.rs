@@ -3,7 +3,7 @@
 //! CRMSNorm, truncate) writers, and replace the LNs. All weight arithmetic is in f64 and
 //! cast back to the constant's dtype.
 
-use super::analysis::{ConstEdit, Plan, Reader};
+use super::analysis::{Centre, ConstEdit, Plan, Reader};
 use crate::rewrite::{
     f64_const, new_const, new_node, remove_dead_from, replace_value, single_consumer, Namer,
 };
@@ -219,41 +219,50 @@ impl Editor<'_> {
                 }
             }
         }
-        let base = format!("{}.ln_bias", self.g.node(r.node).name);
-        let c = f64_const(self.g, &mut self.namer, &base, dtype, vec![n], &bias);
-        let ty = self.g.value_type(y).clone();
-        let out = new_node(
-            self.g,
-            &mut self.namer,
-            &base.replace(".ln_bias", ".biased"),
-            Op::Binary(BinaryOp::Add),
-            &[Some(y), Some(c)],
-            ty,
-        );
-        // Every reader of `y` (and a graph output, keeping its name) moves to the sum.
-        replace_value(self.g, &mut self.namer, y, out);
-        self.g.set_input(out.node, 0, Some(y));
+        let name = self.g.node(r.node).name.clone();
+        self.add_after(y, &name, "ln_bias", "biased", dtype, &bias);
         Ok(())
     }
 
-    fn rms_norm(&mut self, plan: &Plan, i: usize) -> Result<(), IrError> {
-        let ln = &plan.lns[i];
-        let dtype = self.g.value_type(Value::new(ln.node, 0)).dtype;
-        let base = format!("{}.scale", self.g.node(ln.node).name);
-        let ones = f64_const(
+    /// `y + row` as a new `Add` (constant `<name>.<what>`, sum `<name>.<sum>`): every reader
+    /// of `y` (and a graph output, keeping its name) moves to the sum.
+    fn add_after(&mut self, y: Value, name: &str, what: &str, sum: &str, dt: DType, row: &[f64]) {
+        let base = format!("{name}.{what}");
+        let c = f64_const(self.g, &mut self.namer, &base, dt, vec![row.len()], row);
+        let ty = self.g.value_type(y).clone();
+        let add = Op::Binary(BinaryOp::Add);
+        let out = new_node(
             self.g,
             &mut self.namer,
-            &base,
-            dtype,
-            vec![ln.d],
-            &vec![1.0; ln.d],
+            &format!("{name}.{sum}"),
+            add,
+            &[Some(y), Some(c)],
+            ty,
         );
-        for p in 1..3 {
+        replace_value(self.g, &mut self.namer, y, out);
+        self.g.set_input(out.node, 0, Some(y));
+    }
+
+    /// The LN becomes an RMSNorm: scale all ones (γ and β are folded into the readers) or,
+    /// for an LN that keeps its affine, `RMSNorm(x)·γ` and then `+ β` (when β is not zero).
+    fn rms_norm(&mut self, plan: &Plan, i: usize) -> Result<(), IrError> {
+        let ln = &plan.lns[i];
+        let keep = ln.keep_affine.is_some();
+        let y = Value::new(ln.node, 0);
+        let dtype = self.g.value_type(y).dtype;
+        let name = self.g.node(ln.node).name.clone();
+        let first_dropped = if keep { 2 } else { 1 };
+        for p in first_dropped..3 {
             if let Some(v) = self.g.input(ln.node, p) {
                 self.dead.push(v.node);
             }
         }
-        self.g.set_input(ln.node, 1, Some(ones));
+        if !keep {
+            let base = format!("{name}.scale");
+            let ones = vec![1.0; ln.d];
+            let ones = f64_const(self.g, &mut self.namer, &base, dtype, vec![ln.d], &ones);
+            self.g.set_input(ln.node, 1, Some(ones));
+        }
         self.g.set_input(ln.node, 2, None);
         let node = self.g.node_mut(ln.node);
         node.op = Op::RmsNormalization {
@@ -262,6 +271,51 @@ impl Editor<'_> {
         };
         node.num_inputs = 2;
         node.outputs.truncate(1);
+        if keep && ln.beta.iter().any(|&b| b != 0.0) {
+            self.add_after(y, &name, "beta", "shifted", dtype, &ln.beta);
+        }
+        Ok(())
+    }
+
+    /// `value − ReduceMean(value)` over the last axis, read by the centre's stream users.
+    fn centre(&mut self, c: &Centre) -> Result<(), IrError> {
+        let v = c.value;
+        let ty = self.g.value_type(v).clone();
+        let mut mty = ty.clone();
+        if let Some(l) = mty.shape.as_mut().and_then(|s| s.last_mut()) {
+            *l = Dim::Known(1);
+        }
+        let base = self.g.value_info(v).name.clone();
+        let axes = new_const(
+            self.g,
+            &mut self.namer,
+            &format!("{base}.centre_axes"),
+            Tensor::from_vec(vec![1], vec![-1i64]),
+        );
+        let op = Op::Reduce {
+            op: ReduceOp::Mean,
+            keepdims: true,
+            noop_with_empty_axes: false,
+        };
+        let m = new_node(
+            self.g,
+            &mut self.namer,
+            &format!("{base}.mean"),
+            op,
+            &[Some(v), Some(axes)],
+            mty,
+        );
+        let centred = new_node(
+            self.g,
+            &mut self.namer,
+            &format!("{base}.centred"),
+            Op::Binary(BinaryOp::Sub),
+            &[Some(v), Some(m)],
+            ty,
+        );
+        for &(n, port) in &c.users {
+            self.g.set_input(n, port, Some(centred));
+        }
         Ok(())
     }
 
@@ -353,6 +407,8 @@ pub struct Summary {
     pub writers: usize,
     pub readers: usize,
     pub scales: usize,
+    pub centred: usize,
+    pub affine_kept: usize,
 }
 
 /// Applies `plan` to `g`.
@@ -415,6 +471,9 @@ pub fn apply(g: &mut Graph, plan: &Plan, variant: Variant) -> Result<Summary, Ir
             }
         }
     }
+    for c in &plan.centre {
+        ed.centre(c)?;
+    }
     for i in 0..plan.lns.len() {
         match variant {
             Variant::Rms => ed.rms_norm(plan, i)?,
@@ -428,5 +487,7 @@ pub fn apply(g: &mut Graph, plan: &Plan, variant: Variant) -> Result<Summary, Ir
         writers: plan.writers.len(),
         readers: plan.readers.len(),
         scales: plan.scales.len(),
+        centred: plan.centre.len(),
+        affine_kept: plan.lns.iter().filter(|l| l.keep_affine.is_some()).count(),
     })
 }

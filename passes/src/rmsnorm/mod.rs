@@ -22,12 +22,18 @@
 //! `ReduceSumSquare`, `ReduceSum`, `Mul`, `Add`, `Div`, `Sqrt`.
 //!
 //! Preconditions (else the pass declines, says why, and leaves the graph untouched): the
-//! model is Pre-LN; no stream value is a graph output; every writer is a constant linear
-//! op (`Gather` table, `MatMul`/`Gemm` + bias, patch `Conv`, added constants, optionally
-//! scaled by a constant `Mul(λ)` that is folded in); every path out of an LN reaches a
-//! `MatMul`/`Gemm` with a constant weight through hidden-axis-preserving ops only. The
-//! LNs must be opset-17 `LayerNormalization` over the last axis: run `canonicalize` first
-//! for the decomposed spelling.
+//! model is Pre-LN; no stream value is a graph output; every path out of an LN reaches a
+//! `MatMul`/`Gemm` with a constant weight (or a `Shape`) through hidden-axis-preserving ops
+//! only, or is a graph output — a base model's last hidden state: that LN keeps γ as its
+//! RMSNorm scale and adds β after it. Writers are recentred in their constants when they
+//! are constant linear ops (`Gather` table, `MatMul`/`Gemm` + bias, patch `Conv`, added or
+//! expanded constants, optionally scaled by a constant `Mul(λ)` that is folded in); any
+//! other writer (a nonlinear stem, a graph input, an embedding LN that writes the stream)
+//! gets an explicit `x − mean x` (PASSES.md §1 transformation 4). `crmsnorm` needs every
+//! writer and reader edited and no shape that fixes the width. The LNs must be opset-17
+//! `LayerNormalization` over the last axis: run `canonicalize` first for the decomposed
+//! spelling, and run the pass before the fusions (`canonicalize,ln-to-rmsnorm,exact`),
+//! whose fused ops it does not see into.
 
 mod analysis;
 mod apply;
@@ -63,15 +69,41 @@ fn run(
             return Ok(Changed::No);
         }
     };
+    if variant == Variant::Crms {
+        let why = plan
+            .centre
+            .first()
+            .map(|c| c.why.clone())
+            .or_else(|| plan.lns.iter().find_map(|l| l.keep_affine.clone()));
+        let why = why.or_else(|| plan.fixed_width.first().cloned());
+        if let Some(why) = why {
+            cx.explain(
+                pass,
+                format!("declined: the stream width cannot drop by one: {why}"),
+            );
+            return Ok(Changed::No);
+        }
+    }
     let s = apply::apply(g, &plan, variant)?;
-    cx.explain(
-        pass,
-        format!(
-            "replaced {} LNs; recentred {} writer constants; folded γ/β into {} readers; \
-             folded {} layer scales",
-            s.lns, s.writers, s.readers, s.scales
-        ),
+    let mut msg = format!(
+        "replaced {} LNs; recentred {} writer constants; folded γ/β into {} readers; \
+         folded {} layer scales",
+        s.lns, s.writers, s.readers, s.scales
     );
+    if s.centred > 0 {
+        let why = &plan.centre[0].why;
+        msg += &format!(
+            "; recentred {} writers explicitly (first: {why})",
+            s.centred
+        );
+    }
+    if s.affine_kept > 0 {
+        msg += &format!(
+            "; {} LNs keep γ/β (their output is a graph output)",
+            s.affine_kept
+        );
+    }
+    cx.explain(pass, msg);
     Ok(Changed::Yes)
 }
 

@@ -16,6 +16,9 @@ pub enum HeadKind {
     TiedTranspose,
     /// `Gemm(x, wte, transB=1)` on `[S,D]`, between two reshapes.
     TiedGemm,
+    /// No head: the final LN's output is the graph output (`last_hidden_state` of a base
+    /// model).
+    None,
 }
 
 /// How LayerNorm is spelled.
@@ -60,6 +63,9 @@ pub struct GptConfig {
     pub hidden_output: bool,
     /// Put a `Tanh` between the final LN and the head.
     pub ln_into_nonlinearity: bool,
+    /// BLOOM: a LayerNorm right after the embeddings whose output is the residual stream
+    /// (Pre-LN blocks follow), so the stream's first writer is a norm.
+    pub embed_ln: bool,
 }
 
 impl Default for GptConfig {
@@ -83,6 +89,7 @@ impl Default for GptConfig {
             epsilon: 1e-5,
             hidden_output: false,
             ln_into_nonlinearity: false,
+            embed_ln: false,
         }
     }
 }
@@ -100,7 +107,7 @@ pub fn gpt(cfg: &GptConfig) -> Graph {
     let wpe = b.randn("wpe", &[s, d], -0.1, 0.5);
     let mut h = b.node(Op::Binary(BinaryOp::Add), "emb", &[tok, wpe]);
     let post = cfg.placement == NormPlacement::PostLn;
-    if post {
+    if post || cfg.embed_ln {
         h = layer_norm(&mut b, cfg, "emb_ln", h);
     }
     for l in 0..cfg.layers {
@@ -171,6 +178,10 @@ pub fn gpt(cfg: &GptConfig) -> Graph {
             let y = b.node(gemm, "lm_head", &[flat, wte]);
             let shp = b.ints("logits_shape", &[1, s as i64, v as i64]);
             b.node(Op::Reshape { allowzero: false }, "logits", &[y, shp])
+        }
+        HeadKind::None => {
+            b.g.add_output(x, "last_hidden_state");
+            return b.g;
         }
     };
     b.g.add_output(logits, "logits");
