@@ -10,7 +10,10 @@ seeded, with hidden 64 / 2 layers / vocab 512 (transformers) or shrunk widths an
 (timm CNNs), and exported with `torch.onnx.export(..., dynamo=False)` (the TorchScript
 exporter) at opset 17 with dynamic batch / sequence axes (dynamic_axes); BERT, LLaMA (KV),
 ViT and ResNet also with the dynamo exporter (`dynamo=True`, opset 18) as NAME_dynamo. Decoders are also
-exported with KV-cache inputs (past_key_values.N.key/value -> present.N.key/value). BERT,
+exported with KV-cache inputs (past_key_values.N.key/value -> present.N.key/value), and the
+T5 and Whisper decoders on their own (encoder_hidden_states as an input, self-attention
+cache). ResNet, MobileNetV2 and RegNet are also exported with training=PRESERVE (NAME_bn),
+which keeps BatchNormalization nodes that the default export fuses into the Convs. BERT,
 GPT-2 and ViT are further passed through `onnxruntime.transformers.optimizer` (com.microsoft
 contrib ops) as extra entries.
 
@@ -96,6 +99,8 @@ class Spec:
         self.exporter = "torchscript"
         self.opset = OPSET
         self.ort_optimize = None  # (model_type, num_heads, hidden)
+        self.export_kw = {}  # extra torch.onnx.export arguments (torchscript); "training": "preserve"
+        self.post_check = None  # fn(onnx path) -> note; raises when the export is not what the entry is for
 
 
 SPECS: list[Spec] = []
@@ -349,6 +354,127 @@ hf_decoder("phi3", "Phi-3", lambda t: t.Phi3Config(**D, num_key_value_heads=2, p
 hf_decoder("gemma", "Gemma", lambda t: t.GemmaConfig(**D, num_key_value_heads=1, head_dim=16))
 
 
+# Seq2seq decoders on their own (the encoder's output is an input): one decoding step with
+# the self-attention cache as inputs (past_key_values.N.key/value -> present.N.key/value);
+# cross-attention keys/values are recomputed from encoder_hidden_states. Narrower than the
+# decoders above (d_model 32, vocab 128) to stay within the corpus budget.
+
+S2S_VOCAB = 128
+S2S_SHAPES = {0: (1, 8, 6), 1: (2, 5, 9), 2: (2, 6, 5)}  # batch, tokens, encoder length
+S2S_KV_SHAPES = {0: (1, 1, 7, 6), 1: (2, 3, 4, 9), 2: (2, 2, 5, 5)}  # batch, new tokens, past, encoder length
+
+
+def _t5_s2s(t):
+    return t.T5ForConditionalGeneration(t.T5Config(vocab_size=S2S_VOCAB, d_model=16, d_kv=8, d_ff=32, num_layers=2,
+                                                   num_decoder_layers=2, num_heads=2,
+                                                   relative_attention_num_buckets=16))
+
+
+def _whisper_s2s(t):
+    return t.WhisperForConditionalGeneration(
+        t.WhisperConfig(vocab_size=S2S_VOCAB, num_mel_bins=16, d_model=16, encoder_layers=1, decoder_layers=2,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+                        max_source_positions=16, max_target_positions=32, pad_token_id=1, bos_token_id=2,
+                        eos_token_id=3, decoder_start_token_id=2))
+
+
+def hf_s2s_decoder(name, family, ctor, d_model, ids_name, kv, notes=""):
+    """The decoder of a seq2seq model (ctor(transformers) -> *ForConditionalGeneration), fed
+    ids_name and encoder_hidden_states (and, with kv, the self-attention cache); output logits."""
+
+    def build_model():
+        import torch
+        import transformers
+        torch.manual_seed(SEED)
+        m = ctor(transformers)
+        m.config._attn_implementation = "eager"
+        m = m.eval()
+        perturb(m, SEED)
+        return m
+
+    def enc_out(enc):
+        from transformers.modeling_outputs import BaseModelOutput
+        return BaseModelOutput(last_hidden_state=enc)
+
+    state = {}
+
+    def cache_layout():  # per layer (heads, head_dim) of the self-attention key and value
+        if "layout" not in state:
+            import torch
+            m = build_model()
+            with torch.no_grad():
+                o = m(encoder_outputs=enc_out(torch.zeros(1, 4, d_model)),
+                      decoder_input_ids=torch.ones(1, 3, dtype=torch.long), use_cache=True)
+            layout = []
+            for layer in o.past_key_values.self_attention_cache.layers:
+                k, v = layer.keys, layer.values
+                assert k.shape[0] == 1 and k.shape[2] == 3 and v.shape[2] == 3, (k.shape, v.shape)
+                layout.append((tuple(k.shape[1:2]) + tuple(k.shape[3:]), tuple(v.shape[1:2]) + tuple(v.shape[3:])))
+            state["layout"] = layout
+        return state["layout"]
+
+    def build():
+        m = build_model()
+        if not kv:
+            return Wrap.make(m, lambda m, ids, enc: [m(encoder_outputs=enc_out(enc), decoder_input_ids=ids,
+                                                       use_cache=False).logits])
+        from transformers import DynamicCache, EncoderDecoderCache
+        n = len(cache_layout())
+
+        def fn(m, ids, enc, *past):
+            self_cache = DynamicCache(ddp_cache_data=[(past[2 * i], past[2 * i + 1]) for i in range(n)],
+                                      config=m.config)
+            cache = EncoderDecoderCache(self_cache, DynamicCache(config=m.config))
+            o = m(encoder_outputs=enc_out(enc), decoder_input_ids=ids, past_key_values=cache, use_cache=True)
+            outs = [o.logits]
+            for layer in o.past_key_values.self_attention_cache.layers:
+                outs += [layer.keys, layer.values]
+            return outs
+
+        return Wrap.make(m, fn)
+
+    def make(model_name, i):
+        np = _np()
+        rng = rng_for(model_name, i)
+        if kv:
+            b, s, p, e = S2S_KV_SHAPES[i]
+        else:
+            (b, s, e), p = S2S_SHAPES[i], 0
+        feeds = {ids_name: rng.integers(5, S2S_VOCAB, size=(b, s), dtype=np.int64),
+                 "encoder_hidden_states": rng.standard_normal((b, e, d_model)).astype(np.float32)}
+        if kv:
+            for li, (ks, vs) in enumerate(cache_layout()):
+                feeds[f"past_key_values.{li}.key"] = rng.standard_normal((b, ks[0], p) + ks[1:]).astype(np.float32)
+                feeds[f"past_key_values.{li}.value"] = rng.standard_normal((b, vs[0], p) + vs[1:]).astype(np.float32)
+        return feeds
+
+    inputs = [ids_name, "encoder_hidden_states"]
+    axes = {ids_name: {0: "batch", 1: "sequence"}, "encoder_hidden_states": {0: "batch", 1: "encoder_sequence"},
+            "logits": {0: "batch", 1: "sequence"}}
+    outputs = ["logits"]
+    if kv:
+        n_layers = 2
+        past = [f"past_key_values.{i}.{k}" for i in range(n_layers) for k in ("key", "value")]
+        present = [p.replace("past_key_values", "present") for p in past]
+        axes.update({p: {0: "batch", 2: "past_sequence"} for p in past})
+        axes.update({p: {0: "batch", 2: "total_sequence"} for p in present})
+        inputs, outputs = inputs + past, outputs + present
+    return spec(name, family, build, make, inputs, outputs, axes,
+                "; ".join(x for x in ("decoder only, encoder output as input", "self-attention KV cache" if kv else "",
+                                      notes) if x))
+
+
+hf_s2s_decoder("t5_decoder_kv", "T5 decoder", _t5_s2s, 16, "input_ids", kv=True,
+               notes="d_model 16, 2 heads, vocab 128, relative position bias")
+# No cache (use_cache=False) and no attention mask: transformers' masking_utils looks for packed
+# sequences in the position ids with torch.diff, which the TorchScript exporter cannot export
+# (aten::diff at opset 17): recorded as export-failed; the KV entry below exports.
+hf_s2s_decoder("whisper_decoder", "Whisper decoder", _whisper_s2s, 16, "decoder_input_ids", kv=False,
+               notes="d_model 16, 2 heads, vocab 128")
+hf_s2s_decoder("whisper_decoder_kv", "Whisper decoder", _whisper_s2s, 16, "decoder_input_ids", kv=True,
+               notes="d_model 16, 2 heads, vocab 128")
+
+
 # ----------------------------------------------------------------------------- transformers: vision / audio
 
 def hf_image(name, family, cfg_fn, model_cls, outputs, shapes=IMG_FIXED, axes=IMG_AXES, out_axes=None, notes=""):
@@ -466,7 +592,7 @@ spec("wav2vec2", "wav2vec2", build_wav2vec2, make_wav, ["input_values"], ["logit
 
 # ----------------------------------------------------------------------------- timm CNNs
 
-def timm_cnn(name, family, ctor, shapes=IMG_DYN, notes=""):
+def timm_cnn(name, family, ctor, shapes=IMG_DYN, notes="") -> Spec:
     def build():
         import torch
         import timm  # noqa: F401
@@ -475,8 +601,8 @@ def timm_cnn(name, family, ctor, shapes=IMG_DYN, notes=""):
         perturb(m, SEED)
         return Wrap.make(m, lambda m, x: [m(x)])
 
-    spec(name, family, build, image_maker(shapes), ["pixel_values"], ["logits"],
-         dict(IMG_AXES_HW, logits={0: "batch"}), notes)
+    return spec(name, family, build, image_maker(shapes), ["pixel_values"], ["logits"],
+                dict(IMG_AXES_HW, logits={0: "batch"}), notes)
 
 
 def _timm(model, **kw):
@@ -526,6 +652,66 @@ timm_cnn("mobilenetv2", "MobileNetV2", _mnv2, notes="timm mobilenetv2_100 x0.25 
 timm_cnn("mobilenetv3", "MobileNetV3", _mnv3, notes="timm mobilenetv3_small_100 x0.35 width, head 128 (hard-swish, SE)")
 timm_cnn("efficientnet", "EfficientNet", _effnet, notes="timm efficientnet_b0 x0.25 width/depth (SiLU, SE)")
 timm_cnn("regnet", "RegNet", _regnet, notes="timm RegNetY-style (SE, grouped conv), 4 stages x 1 block")
+
+
+# BatchNormalization kept in the graph. In eval mode the TorchScript exporter's default
+# (training=EVAL) fuses Conv+BN, so no entry above has a BN node; other exporters, and
+# torch.onnx.export(..., training=TrainingMode.PRESERVE), keep them (PRESERVE also skips
+# constant folding). The model is in eval() mode, so the BNs are exported in inference form
+# (training_mode=0, one output); post_check insists on it. Narrower than the entries above,
+# and smaller images, to stay within the corpus budget.
+
+IMG_SMALL = {0: (1, 16, 16), 1: (2, 24, 20), 2: (2, 32, 28)}
+
+
+def require_inference_bn(path) -> str:
+    import onnx
+    g = onnx.load(path).graph
+    bns = [n for n in g.node if n.op_type == "BatchNormalization"]
+    if not bns:
+        raise RuntimeError("no BatchNormalization node in the exported graph")
+    for n in bns:
+        mode = next((a.i for a in n.attribute if a.name == "training_mode"), 0)
+        if mode != 0 or len([o for o in n.output if o]) != 1:
+            raise RuntimeError(f"BatchNormalization {n.name} not in inference form (training_mode={mode}, "
+                               f"{len(n.output)} outputs)")
+    convs = sum(n.op_type == "Conv" for n in g.node)
+    return f"{len(bns)} BatchNormalization (training_mode=0), {convs} Conv"
+
+
+def timm_cnn_bn(name, family, ctor, notes="") -> Spec:
+    s = timm_cnn(name, family, ctor, shapes=IMG_SMALL,
+                 notes=(notes + "; " if notes else "") + "training=PRESERVE, do_constant_folding=False (BN kept)")
+    s.export_kw = {"training": "preserve", "do_constant_folding": False}
+    s.post_check = require_inference_bn
+    return s
+
+
+def _mnv2_bn():
+    import torch
+    from timm.layers import BatchNormAct2d
+    from timm.models.efficientnet import _gen_mobilenet_v2
+    m = _gen_mobilenet_v2("mobilenetv2_100", 0.25, depth_multiplier=0.25, num_classes=10, pretrained=False)
+    # drop the last two (160-, 320-wide) stages and shrink the head to 64: most of the weights, no new ops
+    m.blocks = m.blocks[:-2]
+    m.conv_head = torch.nn.Conv2d(m.blocks[-1][-1].conv_pwl.out_channels, 64, 1, bias=False)
+    m.bn2 = BatchNormAct2d(64, act_layer=torch.nn.ReLU6)
+    m.classifier = torch.nn.Linear(64, 10)
+    return m
+
+
+def _regnet_bn():
+    from timm.models.regnet import RegNet, RegNetCfg
+    return RegNet(RegNetCfg(w0=8, wa=8.0, wm=1.4, group_size=8, depth=4, se_ratio=0.25, stem_width=8),
+                  num_classes=10)
+
+
+timm_cnn_bn("resnet_bn", "ResNet",
+            lambda: _timm("resnet18", layers=(1, 1, 1, 1), channels=(8, 16, 16, 16), stem_type="deep", stem_width=4),
+            notes="timm resnet18 layout with a deep stem (3 convs), widths 4-16, 1 block/stage")
+timm_cnn_bn("mobilenetv2_bn", "MobileNetV2", _mnv2_bn,
+            notes="timm mobilenetv2_100 x0.25 width, x0.25 depth, last two stages dropped, head 64 (depthwise conv, ReLU6)")
+timm_cnn_bn("regnet_bn", "RegNet", _regnet_bn, notes="timm RegNetY-style (SE, grouped conv), widths 8-32")
 
 
 # ----------------------------------------------------------------------------- dynamo exporter extras
@@ -622,13 +808,17 @@ def export_one(s: Spec, models_dir, data_dir):
                               dynamic_shapes=shapes, opset_version=s.opset, dynamo=True, external_data=False,
                               verbose=False)
         else:
+            kw = dict(do_constant_folding=True)
+            kw.update(s.export_kw)
+            if kw.get("training") == "preserve":
+                kw["training"] = torch.onnx.TrainingMode.PRESERVE
             torch.onnx.export(mod, args, path, input_names=s.input_names, output_names=s.output_names,
-                              dynamic_axes=s.dynamic_axes, opset_version=s.opset, dynamo=False,
-                              do_constant_folding=True)
+                              dynamic_axes=s.dynamic_axes, opset_version=s.opset, dynamo=False, **kw)
+    check_note = s.post_check(path) if s.post_check else ""
     feeds = [s.make(s.name, i) for i in (0, 1)]
     touts = [torch_run(mod, f, s.input_names) for f in feeds]
     status, notes = write_entry(s.name, path, feeds, touts, data_dir)
-    return mod, path, feeds, touts, status, notes
+    return mod, path, feeds, touts, status, "; ".join(x for x in (check_note, notes) if x)
 
 
 def ort_optimize_one(s: Spec, src_path, feeds, touts, models_dir, data_dir):
