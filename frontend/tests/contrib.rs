@@ -793,3 +793,98 @@ fn bad_contrib_models_are_refused_without_panics() {
         assert!(res.is_err(), "mask of {n}");
     }
 }
+
+/// MultiHeadAttention, RotaryEmbedding and MatMulNBits (their values are checked against
+/// onnxruntime by tests/conformance/contrib.py): what whittle does not support is refused
+/// at load with the attribute or input at fault, bad weights at run time.
+#[test]
+fn new_contrib_ops_refuse_what_they_do_not_support() {
+    let mut r = Rng(7);
+    let (scales, cache) = (r.t(&[4]), r.t(&[8, 2]));
+    let nbits = |attrs: Vec<_>, b: &Tensor| {
+        model_ms(
+            17,
+            vec![ms(node(
+                "MatMulNBits",
+                "q",
+                &["a", "b", "s"],
+                &["y"],
+                attrs,
+            ))],
+            vec![vi("a", F, &[2, 32])],
+            &["y"],
+            vec![init("b", b), init("s", &scales)],
+        )
+    };
+    let packed = Tensor::from_vec(vec![4, 1, 16], vec![0x21u8; 64]);
+    let kn = |bits: i64| {
+        vec![
+            a_i("K", 32),
+            a_i("N", 4),
+            a_i("bits", bits),
+            a_i("block_size", 32),
+        ]
+    };
+    let mha = |attrs: Vec<_>, ins: &[&str]| {
+        model_ms(
+            17,
+            vec![ms(node("MultiHeadAttention", "m", ins, &["y"], attrs))],
+            vec![vi("q", F, &BSH), vi("k", F, &BSH), vi("v", F, &BSH)],
+            &["y"],
+            vec![],
+        )
+    };
+    let rot = |attrs: Vec<_>| {
+        model_ms(
+            17,
+            vec![ms(node(
+                "RotaryEmbedding",
+                "r",
+                &["x", "p", "c", "c"],
+                &["y"],
+                attrs,
+            ))],
+            vec![vi("x", F, &BSH), vi("p", DataType::Int64, &[1])],
+            &["y"],
+            vec![init("c", &cache)],
+        )
+    };
+    let cases = vec![
+        ("attribute 'bits'", nbits(kn(3), &packed)),
+        (
+            "attribute 'K': is required",
+            nbits(kn(4)[1..].to_vec(), &packed),
+        ),
+        ("packed QKV", mha(vec![a_i("num_heads", 2)], &["q"])),
+        ("attribute 'num_heads'", mha(vec![], &["q", "k", "v"])),
+        ("qk", {
+            let mut m = mha(vec![a_i("num_heads", 2)], &["q", "k", "v"]);
+            let g = m.graph.as_mut().unwrap();
+            g.node[0].output = vec!["y".into(), "".into(), "".into(), "qk".into()];
+            m
+        }),
+        (
+            "attribute 'scale'",
+            rot(vec![a_i("num_heads", 2), a_f("scale", 2.0)]),
+        ),
+        (
+            "attribute 'is_packed_batching'",
+            rot(vec![a_i("is_packed_batching", 1)]),
+        ),
+    ];
+    for (what, m) in cases {
+        match std::panic::catch_unwind(|| load(&m).map(|_| ())) {
+            Ok(Err(e)) => assert!(e.to_string().contains(what), "{what}: {e}"),
+            Ok(Ok(())) => panic!("{what}: loaded"),
+            Err(_) => panic!("{what}: panicked"),
+        }
+    }
+    // B packed for 8 rows of N, not 4: a run-time error naming B.
+    let m = load(&nbits(
+        kn(4),
+        &Tensor::from_vec(vec![8, 1, 16], vec![0u8; 128]),
+    ))
+    .unwrap();
+    let e = whittle_ir::eval::run(&m.graph, &[("a", r.t(&[2, 32]))]).unwrap_err();
+    assert!(e.to_string().contains("B must be u8[4, 1, 16]"), "{e}");
+}

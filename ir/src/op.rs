@@ -659,6 +659,21 @@ pub enum Op {
     /// `[B]`, end and start positions `[2B]`, a 0/1 mask `[B,S]` or `[B,S,S]`; masked keys
     /// add `mask_filter_value` to their score.
     QkvAttention(Box<crate::QkvAttentionAttrs>),
+    /// com.microsoft `MultiHeadAttention`: `query [B,S,H·D], key [B,Skv,H·D] or [B,H,Skv,D],
+    /// value (likewise, head size Dv), bias? [2·H·D + H·Dv] (query/key/value projection
+    /// biases, 3-D key and value only), key_padding_mask? (int, [B,T] with 0 = masked, or
+    /// [B] valid lengths), attention_bias? [B|1, H|1, S, T], past_key? [B,H,P,D], past_value?
+    /// → output [B,S,H·Dv], present_key? [B,H,T,D], present_value?` with `T = P + Skv`:
+    /// per head `softmax(scale·q·kᵀ + bias)·v` over the past and new keys, a masked key
+    /// adding `mask_filter_value`, and with `unidirectional` query `i` seeing keys
+    /// `j ≤ P + i`.
+    MultiHeadAttention(Box<crate::MhaAttrs>),
+    /// com.microsoft `MatMulNBits`: `a [..., K], b (u8 [N, k_blocks, block·bits/8]), scales
+    /// [N·k_blocks], zero_points? (u8 [N, ⌈k_blocks·bits/8⌉] packed, or [N·k_blocks] of a's
+    /// type), g_idx? (refused), bias? [N] → y [..., N]`: `y = a·wᵀ + bias` with `w[n, k] =
+    /// (q[n, k] − zp[n, k/block])·scale[n, k/block]`, `q` the `bits`-bit values packed
+    /// little-end first along K, `zp` by default `2^(bits−1)`.
+    MatMulNBits(Box<crate::MatMulNBitsAttrs>),
 
     // ---- control flow (bodies in `control.rs`; captured outer values are trailing inputs) ----
     /// `cond (bool, one element), captured... → outputs`: runs `then_branch` or

@@ -1,5 +1,6 @@
 //! Attribute types of the onnxruntime contrib ops (domain `com.microsoft`) that have no
-//! equivalent among the IR's own ops: `QkvAttention` (com.microsoft `Attention`).
+//! equivalent among the IR's own ops: `QkvAttention` (com.microsoft `Attention`),
+//! `MultiHeadAttention` and `MatMulNBits`.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,4 +16,28 @@ pub struct QkvAttentionAttrs {
     pub scale: Option<f32>,
     /// What a masked-out key adds to its score (onnxruntime default -10000).
     pub mask_filter_value: f32,
+}
+
+/// Attributes of [`crate::Op::MultiHeadAttention`] (onnxruntime's `MultiHeadAttention`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MhaAttrs {
+    pub num_heads: usize,
+    /// Causal: query `i` sees keys `j ≤ P + i` (P the past length).
+    pub unidirectional: bool,
+    /// Scale of `Q·Kᵀ`; `None` is `1/√D`.
+    pub scale: Option<f32>,
+    /// What a key masked by `key_padding_mask` adds to its score (onnxruntime -10000).
+    pub mask_filter_value: f32,
+}
+
+/// Attributes of [`crate::Op::MatMulNBits`] (onnxruntime's weight-only quantized MatMul).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MatMulNBitsAttrs {
+    /// The logical weight is `[K, N]`, stored transposed and quantized along K.
+    pub k: usize,
+    pub n: usize,
+    /// 2 to 8.
+    pub bits: u8,
+    /// Quantization block along K (a power of two ≥ 16).
+    pub block_size: usize,
 }

@@ -73,6 +73,8 @@ impl Op {
             Op::BiasGelu { .. } | Op::ScaledMatMul { .. } => fixed(2),
             Op::EmbedLayerNorm { .. } => range(4, 9),
             Op::QkvAttention(_) => range(2, 5),
+            Op::MultiHeadAttention(_) => range(3, 8),
+            Op::MatMulNBits(_) => range(3, 6),
             Op::Scatter {
                 kind: crate::ScatterKind::Tensor { .. },
                 ..
@@ -199,7 +201,11 @@ impl Op {
             Op::AddNorm { .. } => (1, 2),
             Op::PaddingOffsets => (3, 3),
             Op::PackedAttention { .. } => (1, 1),
-            Op::BiasGelu { .. } | Op::ScaledMatMul { .. } | Op::QkvAttention(_) => (1, 1),
+            Op::BiasGelu { .. }
+            | Op::ScaledMatMul { .. }
+            | Op::QkvAttention(_)
+            | Op::MatMulNBits(_) => (1, 1),
+            Op::MultiHeadAttention(_) => (1, 3),
             Op::EmbedLayerNorm { .. } => (1, 3),
             Op::ParamUnary(_)
             | Op::SwiGlu { .. }

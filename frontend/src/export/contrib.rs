@@ -1,7 +1,8 @@
 //! Exporter pieces of the onnxruntime contrib ops without an IR equivalent: `BiasGelu`
 //! becomes standard `Add` + `Gelu` (decomposed below opset 20); `ScaledMatMul`,
-//! `EmbedLayerNorm` and `QkvAttention` are written back as com.microsoft nodes
-//! (`FusedMatMul`, `EmbedLayerNormalization`, `Attention`), which onnxruntime runs.
+//! `EmbedLayerNorm`, `QkvAttention`, `MultiHeadAttention` and `MatMulNBits` are written back
+//! as com.microsoft nodes (`FusedMatMul`, `EmbedLayerNormalization`, `Attention`, ...), which
+//! onnxruntime runs; so is a `RotaryEmbedding` in com.microsoft's form ([`rotary`]).
 
 use super::fused::Emitter;
 use super::ops::{attr_f, attr_i, attr_ints};
@@ -20,7 +21,39 @@ pub(super) fn handles(op: &Op) -> bool {
             | Op::ScaledMatMul { .. }
             | Op::EmbedLayerNorm { .. }
             | Op::QkvAttention(_)
+            | Op::MultiHeadAttention(_)
+            | Op::MatMulNBits(_)
     )
+}
+
+/// A `RotaryEmbedding` only com.microsoft's op expresses (a one-element start position, or
+/// a 3-D input without num_heads), written as that op: `input, position_ids, cos, sin`.
+pub(super) fn rotary(
+    gp: &mut GraphProto,
+    name: &str,
+    (interleaved, rotary_dim, num_heads): (bool, usize, usize),
+    ins: &[String],
+    outs: &[String],
+) {
+    let mut a = vec![];
+    if interleaved {
+        a.push(attr_i("interleaved", 1));
+    }
+    if rotary_dim > 0 {
+        a.push(attr_i("rotary_embedding_dim", rotary_dim as i64));
+    }
+    if num_heads > 0 {
+        a.push(attr_i("num_heads", num_heads as i64));
+    }
+    gp.node.push(NodeProto {
+        name: Some(name.to_string()),
+        op_type: Some("RotaryEmbedding".into()),
+        domain: Some(MS_DOMAIN.into()),
+        input: reorder(ins, &[Some(0), Some(3), Some(1), Some(2)]),
+        output: outs.to_vec(),
+        attribute: a,
+        ..Default::default()
+    });
 }
 
 fn input(ins: &[String], i: usize) -> String {
@@ -126,6 +159,34 @@ pub(super) fn export(
             a.push(attr_f("mask_filter_value", at.mask_filter_value));
             let order = [Some(0), Some(1), Some(2), Some(3), None, Some(4)];
             ms_node(gp, "Attention", reorder(ins, &order), outs.to_vec(), a);
+        }
+        Op::MultiHeadAttention(at) => {
+            let mut a = vec![attr_i("num_heads", at.num_heads as i64)];
+            if at.unidirectional {
+                a.push(attr_i("unidirectional", 1));
+            }
+            if let Some(s) = at.scale {
+                a.push(attr_f("scale", s));
+            }
+            a.push(attr_f("mask_filter_value", at.mask_filter_value));
+            let order = (0..8).map(Some).collect::<Vec<_>>();
+            ms_node(
+                gp,
+                "MultiHeadAttention",
+                reorder(ins, &order),
+                outs.to_vec(),
+                a,
+            );
+        }
+        Op::MatMulNBits(at) => {
+            let a = vec![
+                attr_i("K", at.k as i64),
+                attr_i("N", at.n as i64),
+                attr_i("bits", at.bits as i64),
+                attr_i("block_size", at.block_size as i64),
+            ];
+            let order = (0..6).map(Some).collect::<Vec<_>>();
+            ms_node(gp, "MatMulNBits", reorder(ins, &order), outs.to_vec(), a);
         }
         _ => {}
     }

@@ -324,6 +324,14 @@ fn export_graph(
             op @ (Op::If { .. } | Op::Loop { .. } | Op::Scan(_)) => {
                 control::export(&mut gp, &node.name, op, &in_names, &out_names, opset)?;
             }
+            Op::RotaryEmbedding {
+                interleaved,
+                rotary_dim,
+                num_heads,
+            } if contrib_rotary(g, id, *num_heads) => {
+                let at = (*interleaved, *rotary_dim, *num_heads);
+                contrib::rotary(&mut gp, &node.name, at, &in_names, &out_names);
+            }
             op if contrib::handles(op) => {
                 let dtype = g.value_type(Value::new(id, 0)).dtype;
                 contrib::export(
@@ -519,4 +527,11 @@ fn write_external(
         offset += raw.len();
     }
     Ok(())
+}
+
+/// Whether RotaryEmbedding `id` needs com.microsoft's form: a one-element start position,
+/// or a 3-D input without num_heads (the standard op needs `[B,S]` ids and num_heads).
+fn contrib_rotary(g: &Graph, id: whittle_ir::NodeId, num_heads: usize) -> bool {
+    let rank = |p: usize| g.input(id, p).and_then(|v| g.value_type(v).rank());
+    rank(3) == Some(1) || (rank(0) == Some(3) && num_heads == 0)
 }

@@ -571,7 +571,9 @@ pub(crate) fn onnx_form(
         Op::BiasGelu { .. }
         | Op::ScaledMatMul { .. }
         | Op::EmbedLayerNorm { .. }
-        | Op::QkvAttention(_) => return None,
+        | Op::QkvAttention(_)
+        | Op::MultiHeadAttention(_)
+        | Op::MatMulNBits(_) => return None,
     };
     Some((ty, a))
 }

@@ -14,13 +14,16 @@
 //! | FusedMatMul | `MatMul` (alpha 1, no transposes) or `ScaledMatMul` |
 //! | EmbedLayerNormalization | `EmbedLayerNorm` |
 //! | Attention | `QkvAttention` |
+//! | MultiHeadAttention | `MultiHeadAttention` |
+//! | RotaryEmbedding | `RotaryEmbedding` (ports reordered; position_ids may be a start offset) |
+//! | MatMulNBits | `MatMulNBits` |
 //!
 //! Outputs that only training or debugging reads (the normalizations' mean and inverse
 //! standard deviation) and key/value caches are refused by name when a model names them.
 
 use super::{BuildResult, In, Lowered, NodeCtx};
 use crate::FrontendError;
-use whittle_ir::{GeluApprox, Op, ParamUnary, QkvAttentionAttrs};
+use whittle_ir::{GeluApprox, MatMulNBitsAttrs, MhaAttrs, Op, ParamUnary, QkvAttentionAttrs};
 
 /// The domain of the contrib ops.
 pub(crate) const MS_DOMAIN: &str = "com.microsoft";
@@ -189,13 +192,7 @@ pub(crate) fn embed_layer_norm(cx: &NodeCtx) -> BuildResult {
 /// com.microsoft Attention: `input, weights, bias?, mask_index?, past?, attention_bias?,
 /// past_sequence_length? → output, present?`; no key/value cache, no rotary embedding.
 pub(crate) fn attention(cx: &NodeCtx) -> BuildResult {
-    let num_heads = match cx.int_opt("num_heads")? {
-        None => return Err(cx.bad_attr("num_heads", "is required")),
-        Some(h) => usize::try_from(h)
-            .ok()
-            .filter(|&h| h > 0)
-            .ok_or_else(|| cx.bad_attr("num_heads", format!("must be positive, found {h}")))?,
-    };
+    let num_heads = positive(cx, "num_heads")?;
     if cx.bool("do_rotary", false)? {
         return Err(cx.bad_attr(
             "do_rotary",
@@ -243,6 +240,92 @@ pub(crate) fn attention(cx: &NodeCtx) -> BuildResult {
     )
 }
 
+/// A required positive attribute.
+fn positive(cx: &NodeCtx, name: &str) -> Result<usize, FrontendError> {
+    match cx.int_opt(name)? {
+        None => Err(cx.bad_attr(name, "is required")),
+        Some(h) => usize::try_from(h)
+            .ok()
+            .filter(|&h| h > 0)
+            .ok_or_else(|| cx.bad_attr(name, format!("must be positive, found {h}"))),
+    }
+}
+
+/// com.microsoft MultiHeadAttention: `query, key, value, bias?, key_padding_mask?,
+/// attention_bias?, past_key?, past_value? → output, present_key?, present_value?`; packed
+/// QKV/KV, beam-search cache indirection and the QK output are refused.
+pub(crate) fn multi_head_attention(cx: &NodeCtx) -> BuildResult {
+    let num_heads = positive(cx, "num_heads")?;
+    if !has_input(cx, 1) || !has_input(cx, 2) {
+        return Err(cx.bad_node("packed QKV or KV (no separate key and value) is not supported"));
+    }
+    refuse_input(cx, 8, "past_sequence_length")?;
+    refuse_input(cx, 9, "cache_indirection")?;
+    refuse_output(cx, 3, "qk")?;
+    let scale = cx.float_opt("scale")?.filter(|&s| s != 0.0);
+    if scale.is_some_and(|s| !s.is_finite()) {
+        return Err(cx.bad_attr("scale", "must be finite"));
+    }
+    let attrs = MhaAttrs {
+        num_heads,
+        unidirectional: cx.bool("unidirectional", false)?,
+        scale,
+        mask_filter_value: cx.float("mask_filter_value", -10000.0)?,
+    };
+    lowered(
+        Op::MultiHeadAttention(Box::new(attrs)),
+        (0..8).map(In::Onnx).collect(),
+    )
+}
+
+/// com.microsoft RotaryEmbedding: `input, position_ids, cos_cache, sin_cache` → the IR op's
+/// `x, cos_cache, sin_cache, position_ids` (position_ids `[B,S]` or a one-element start).
+pub(crate) fn rotary_embedding(cx: &NodeCtx) -> BuildResult {
+    if cx.bool("is_packed_batching", false)? {
+        return Err(cx.bad_attr("is_packed_batching", "ragged batches are not supported"));
+    }
+    let scale = cx.float("scale", 1.0)?;
+    if scale != 1.0 {
+        return Err(cx.bad_attr("scale", format!("only 1.0 is supported, found {scale}")));
+    }
+    let op = Op::RotaryEmbedding {
+        interleaved: cx.bool("interleaved", false)?,
+        rotary_dim: cx.usize_attr("rotary_embedding_dim", 0)?,
+        num_heads: cx.usize_attr("num_heads", 0)?,
+    };
+    lowered(op, [0, 2, 3, 1].into_iter().map(In::Onnx).collect())
+}
+
+/// com.microsoft MatMulNBits: `A, B, scales, zero_points?, g_idx?, bias? → Y` (weights not
+/// prepacked for an execution provider; `accuracy_level` is a hint and ignored).
+pub(crate) fn matmul_nbits(cx: &NodeCtx) -> BuildResult {
+    let bits = positive(cx, "bits")?;
+    if !matches!(bits, 2 | 4 | 8) {
+        return Err(cx.bad_attr("bits", format!("must be 2, 4 or 8, found {bits}")));
+    }
+    let block_size = positive(cx, "block_size")?;
+    if block_size < 16 || !block_size.is_power_of_two() {
+        return Err(cx.bad_attr(
+            "block_size",
+            format!("must be a power of two of at least 16, found {block_size}"),
+        ));
+    }
+    if cx.int("weight_prepacked", 0)? != 0 {
+        return Err(cx.bad_attr(
+            "weight_prepacked",
+            "prepacked CUDA layouts are not supported",
+        ));
+    }
+    refuse_input(cx, 4, "g_idx")?;
+    let attrs = MatMulNBitsAttrs {
+        k: positive(cx, "K")?,
+        n: positive(cx, "N")?,
+        bits: bits as u8,
+        block_size,
+    };
+    cx.same_inputs(Op::MatMulNBits(Box::new(attrs)))
+}
+
 #[cfg(test)]
 mod tests {
     use crate::proto::{attribute_proto::AttributeType, AttributeProto, NodeProto};
@@ -252,15 +335,21 @@ mod tests {
     #[test]
     fn every_contrib_row_builds() {
         for e in OPS.iter().filter(|e| e.domain == super::MS_DOMAIN) {
-            let attribute = if e.op_type == "Attention" {
-                vec![AttributeProto {
-                    name: Some("num_heads".into()),
-                    r#type: Some(AttributeType::Int as i32),
-                    i: Some(2),
-                    ..Default::default()
-                }]
-            } else {
-                vec![]
+            let int = |name: &str, v: i64| AttributeProto {
+                name: Some(name.into()),
+                r#type: Some(AttributeType::Int as i32),
+                i: Some(v),
+                ..Default::default()
+            };
+            let attribute = match e.op_type {
+                "Attention" | "MultiHeadAttention" => vec![int("num_heads", 2)],
+                "MatMulNBits" => vec![
+                    int("K", 32),
+                    int("N", 8),
+                    int("bits", 4),
+                    int("block_size", 32),
+                ],
+                _ => vec![],
             };
             let node = NodeProto {
                 name: Some(format!("n_{}", e.op_type)),

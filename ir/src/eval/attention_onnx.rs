@@ -445,6 +445,13 @@ pub fn rotary_embedding(
             [sh[1] * sh[2] * sh[3], sh[3], sh[2] * sh[3]],
         ),
         3 => {
+            // com.microsoft form: without num_heads, the head size is twice the caches'
+            // last dimension.
+            let cache_d = cos_t.shape().last().map(|&h| 2 * h).filter(|&d| d > 0);
+            let num_heads = match (num_heads, cache_d) {
+                (0, Some(d)) if rotary_dim == 0 && sh[2] % d == 0 => sh[2] / d,
+                (h, _) => h,
+            };
             if num_heads == 0 || sh[2] % num_heads != 0 {
                 return Err(format!(
                     "a 3-D input needs num_heads dividing its width {}, num_heads is {num_heads}",
@@ -471,6 +478,23 @@ pub fn rotary_embedding(
     }
     // Index of (b, s) into the caches' rows of `half` values.
     let pos = match pos_t {
+        // com.microsoft form: one element, the position of every sequence's first token.
+        Some(p) if p.shape() == [1] => {
+            let start = p.to_i64_vec()[0];
+            if cs.len() != 2 || cs[1] != half {
+                return Err(format!(
+                    "with position_ids the caches must be [max_position, {half}], are {cs:?}"
+                ));
+            }
+            let rows = cs[0] as i64;
+            if start < 0 || start.saturating_add(s_n as i64) > rows {
+                return Err(format!(
+                    "positions {start}..{} are outside the cache's {rows} rows",
+                    start.saturating_add(s_n as i64)
+                ));
+            }
+            (0..b_n * s_n).map(|i| start as usize + i % s_n).collect()
+        }
         Some(p) => {
             if p.shape() != [b_n, s_n] {
                 return Err(format!(

@@ -162,7 +162,7 @@ pub fn sdp_attention(
 }
 
 /// `x, cos_cache, sin_cache, position_ids? → y` of `x`'s type.
-pub fn rotary_embedding(num_heads: usize, ins: &Ins) -> Result<TensorType, String> {
+pub fn rotary_embedding(ins: &Ins) -> Result<TensorType, String> {
     let x = ins.ty(0, "input")?;
     if !x.dtype.is_float() {
         return Err(format!("input must be floating-point, got {}", x.dtype));
@@ -184,8 +184,8 @@ pub fn rotary_embedding(num_heads: usize, ins: &Ins) -> Result<TensorType, Strin
     if let Some(s) = &x.shape {
         match s.len() {
             4 => {}
-            3 if num_heads > 0 => {}
-            3 => return Err("a 3-D input needs a positive num_heads attribute".into()),
+            // Without num_heads the head size comes from the caches (com.microsoft form).
+            3 => {}
             r => return Err(format!("input must have rank 3 or 4, has rank {r}")),
         }
     }

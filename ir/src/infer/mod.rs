@@ -12,6 +12,7 @@
 mod act;
 mod attention;
 mod contrib;
+mod contrib_ms;
 pub(crate) mod control;
 pub(crate) mod dims;
 mod fused;
@@ -195,6 +196,8 @@ pub(crate) fn infer_node_vals(
         )?),
         Op::EmbedLayerNorm { .. } => contrib::embed_layer_norm(&ins, num_outputs, gen),
         Op::QkvAttention(a) => one(contrib::qkv_attention(a, &ins, gen)?),
+        Op::MultiHeadAttention(a) => contrib_ms::multi_head_attention(a, &ins, num_outputs, gen),
+        Op::MatMulNBits(a) => one(contrib_ms::matmul_nbits(a, &ins)?),
         Op::AddNorm { rms, .. } => {
             let ty = fused::add_norm(*rms, &ins)?;
             Ok(vec![ty; num_outputs.clamp(1, 2)])
@@ -421,9 +424,7 @@ pub(crate) fn infer_node_vals(
         } => seq::linear_attention(*q_num_heads, *kv_num_heads, &ins, num_outputs, gen),
         Op::TfIdfVectorizer(a) => one(seq::tfidf(a, &ins)?),
         Op::SdpAttention(a) => attention::sdp_attention(a, &ins, num_outputs, gen),
-        Op::RotaryEmbedding { num_heads, .. } => {
-            one(attention::rotary_embedding(*num_heads, &ins)?)
-        }
+        Op::RotaryEmbedding { .. } => one(attention::rotary_embedding(&ins)?),
         Op::QuantizeLinear { output_dtype, .. } => {
             let x = ins.ty(0, "x")?;
             let dtype = match ins.opt_ty(2) {

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Write test cases for onnxruntime's contrib ops (domain com.microsoft) that whittle maps,
+in the layout of the ONNX node tests, with onnxruntime's outputs as the expected ones.
+
+    .venv/bin/python tests/conformance/contrib.py [OUTDIR]     (default tests/conformance/contrib)
+    target/release/conformance --data tests/conformance/contrib --all --backend cpu
+
+Each case is OUTDIR/NAME/model.onnx and OUTDIR/NAME/test_data_set_0/{input,output}_N.pb,
+plus OUTDIR/index.tsv (the columns of generate.py's). The cases cover the forms exporters
+and onnxruntime's tools write: MatMulNBits (2/4/8 bits, K not a multiple of the block,
+packed and unpacked zero points, bias), MultiHeadAttention (bias, key padding mask,
+attention bias, cross attention, KV cache, causal, custom scale, BNSH key/value) and
+RotaryEmbedding (3-D and 4-D input, position ids or a start offset, interleaved, partial
+rotary). onnxruntime is the reference: whatever it computes is what whittle must compute.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+MS = "com.microsoft"
+HERE = os.path.dirname(os.path.abspath(__file__))
+NP2ONNX = {np.float32: TensorProto.FLOAT, np.int64: TensorProto.INT64,
+           np.int32: TensorProto.INT32, np.uint8: TensorProto.UINT8}
+
+
+def tinfo(name: str, a: np.ndarray):
+    return helper.make_tensor_value_info(name, NP2ONNX[a.dtype.type], list(a.shape))
+
+
+class Case:
+    def __init__(self, name: str, op: str, inputs: dict, outputs: list, attrs: dict,
+                 consts: dict | None = None):
+        self.name, self.op = name, op
+        self.inputs = inputs            # graph inputs, name -> array ("" = absent port)
+        self.consts = consts or {}      # initializers, name -> array
+        self.outputs = outputs          # output names ("" = unused port)
+        self.attrs = attrs
+        self.order: list[str] = []      # the node's input names in port order
+
+    def ports(self, *names: str) -> "Case":
+        self.order = list(names)
+        return self
+
+    def model(self) -> onnx.ModelProto:
+        node = helper.make_node(self.op, self.order, self.outputs, domain=MS, **self.attrs)
+        ins = [tinfo(n, a) for n, a in self.inputs.items()]
+        inits = [numpy_helper.from_array(a, n) for n, a in self.consts.items()]
+        outs = [onnx.ValueInfoProto(name=o) for o in self.outputs if o]
+        g = helper.make_graph([node], self.name, ins, outs, inits)
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17),
+                                                helper.make_opsetid(MS, 1)])
+        m.ir_version = 8
+        return m
+
+
+def rng(seed: int):
+    return np.random.default_rng(seed)
+
+
+def f32(r, *shape, lo=-1.0, hi=1.0):
+    return r.uniform(lo, hi, shape).astype(np.float32)
+
+
+# ------------------------------------------------------------------ MatMulNBits
+def matmul_nbits(name, seed, a_shape, k, n, bits, block, zp=None, bias=False):
+    r = rng(seed)
+    kb = (k + block - 1) // block
+    blob = block * bits // 8
+    consts = {
+        "B": r.integers(0, 256, (n, kb, blob), dtype=np.uint8),
+        "scales": f32(r, n * kb, lo=0.01, hi=0.2),
+    }
+    order = ["A", "B", "scales"]
+    if zp == "packed":
+        consts["zp"] = r.integers(0, 256, (n, (kb * bits + 7) // 8), dtype=np.uint8)
+        order.append("zp")
+    elif zp == "float":
+        consts["zp"] = f32(r, n * kb, lo=0.0, hi=float(2 ** bits - 1))
+        order.append("zp")
+    if bias:
+        consts["bias"] = f32(r, n)
+        order += [""] * (4 - len(order)) + ["", "bias"]
+    attrs = dict(K=k, N=n, bits=bits, block_size=block)
+    c = Case(name, "MatMulNBits", {"A": f32(r, *a_shape)}, ["Y"], attrs, consts)
+    return c.ports(*order)
+
+
+# ------------------------------------------------------------------ MultiHeadAttention
+def mha(name, seed, b=2, s=4, skv=None, heads=2, d=8, bias=False, kpm=False, ab=False,
+        past=0, causal=False, scale=None, bnsh_kv=False):
+    r = rng(seed)
+    skv = s if skv is None else skv
+    hid = heads * d
+    ins = {"q": f32(r, b, s, hid)}
+    if bnsh_kv:
+        ins["k"] = f32(r, b, heads, skv, d)
+        ins["v"] = f32(r, b, heads, skv, d)
+    else:
+        ins["k"] = f32(r, b, skv, hid)
+        ins["v"] = f32(r, b, skv, hid)
+    order = ["q", "k", "v"]
+    consts = {}
+    if bias:
+        consts["bias"] = f32(r, 3 * hid)
+    total = past + skv
+    if kpm:
+        m = np.ones((b, total), np.int32)
+        m[0, -1] = 0
+        if total > 2:
+            m[1, 1] = 0
+        ins["kpm"] = m
+    if ab:
+        ins["ab"] = f32(r, 1, heads, s, total)
+    if past:
+        ins["past_k"] = f32(r, b, heads, past, d)
+        ins["past_v"] = f32(r, b, heads, past, d)
+    opt = [("bias", "bias" in consts), ("kpm", kpm), ("ab", ab), ("past_k", past > 0),
+           ("past_v", past > 0)]
+    last = max([i for i, (_, on) in enumerate(opt) if on], default=-1)
+    for i in range(last + 1):
+        nm, on = opt[i]
+        order.append(nm if on else "")
+    attrs = dict(num_heads=heads)
+    if causal:
+        attrs["unidirectional"] = 1
+    if scale is not None:
+        attrs["scale"] = scale
+    outs = ["out"] + (["present_k", "present_v"] if past else [])
+    return Case(name, "MultiHeadAttention", ins, outs, attrs, consts).ports(*order)
+
+
+# ------------------------------------------------------------------ RotaryEmbedding
+def rotary(name, seed, shape, heads, rot_dim=0, interleaved=False, pos="ids", max_pos=12):
+    r = rng(seed)
+    x = f32(r, *shape)
+    if len(shape) == 4:
+        b, s, d = shape[0], shape[2], shape[3]
+    else:
+        b, s = shape[0], shape[1]
+        d = shape[2] // heads if heads else 8  # ORT: head size 2·cos.shape[1]
+    half = (rot_dim or d) // 2
+    ang = r.uniform(0, 6.3, (max_pos, half))
+    ins = {"x": x}
+    if pos == "ids":
+        ins["pos"] = r.integers(0, max_pos, (b, s)).astype(np.int64)
+    else:
+        ins["pos"] = np.array([3], np.int64)
+    consts = {"cos": np.cos(ang).astype(np.float32), "sin": np.sin(ang).astype(np.float32)}
+    attrs = dict(interleaved=int(interleaved))
+    if heads:
+        attrs["num_heads"] = heads
+    if rot_dim:
+        attrs["rotary_embedding_dim"] = rot_dim
+    return Case(name, "RotaryEmbedding", ins, ["y"], attrs, consts).ports("x", "pos", "cos", "sin")
+
+
+def cases() -> list[Case]:
+    return [
+        matmul_nbits("contrib_matmulnbits_4bit", 1, (2, 3, 64), 64, 24, 4, 32),
+        matmul_nbits("contrib_matmulnbits_4bit_ragged_k_zp_bias", 2, (5, 40), 40, 12, 4, 16,
+                     zp="packed", bias=True),
+        matmul_nbits("contrib_matmulnbits_4bit_float_zp", 3, (3, 64), 64, 8, 4, 32, zp="float"),
+        matmul_nbits("contrib_matmulnbits_8bit_zp", 4, (2, 48), 48, 10, 8, 16, zp="packed"),
+        matmul_nbits("contrib_matmulnbits_2bit", 5, (4, 32), 32, 6, 2, 16, zp="packed"),
+        mha("contrib_mha_self", 10),
+        mha("contrib_mha_bias_key_padding_mask", 11, bias=True, kpm=True),
+        mha("contrib_mha_attention_bias_scale", 12, ab=True, scale=0.3),
+        mha("contrib_mha_cross", 13, s=3, skv=5, bias=True),
+        mha("contrib_mha_past_causal", 14, s=2, past=3, causal=True, kpm=True),
+        mha("contrib_mha_past_attention_bias", 15, s=3, past=2, ab=True),
+        mha("contrib_mha_bnsh_kv", 16, s=3, skv=6, bnsh_kv=True),
+        rotary("contrib_rotary_3d", 20, (2, 5, 16), 2),
+        rotary("contrib_rotary_3d_interleaved", 21, (2, 5, 16), 2, interleaved=True),
+        rotary("contrib_rotary_offset", 22, (1, 4, 16), 2, pos="offset"),
+        rotary("contrib_rotary_partial", 23, (2, 3, 16), 2, rot_dim=4),
+        rotary("contrib_rotary_4d", 24, (2, 2, 5, 8), 0),
+        rotary("contrib_rotary_no_num_heads", 25, (2, 5, 16), 0),
+    ]
+
+
+def write_case(out_dir: str, c: Case) -> str:
+    m = c.model()
+    d = os.path.join(out_dir, c.name)
+    os.makedirs(os.path.join(d, "test_data_set_0"), exist_ok=True)
+    onnx.save(m, os.path.join(d, "model.onnx"))
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    res = sess.run(None, c.inputs)
+    ds = os.path.join(d, "test_data_set_0")
+    for i, (n, a) in enumerate(c.inputs.items()):
+        onnx.save_tensor(numpy_helper.from_array(a, n), os.path.join(ds, f"input_{i}.pb"))
+    outs = [o for o in c.outputs if o]
+    for i, (n, a) in enumerate(zip(outs, res)):
+        onnx.save_tensor(numpy_helper.from_array(a, n), os.path.join(ds, f"output_{i}.pb"))
+    types = sorted({np.dtype(a.dtype).name for a in list(c.inputs.values()) + res})
+    touched = sorted(set(types) | {np.dtype(a.dtype).name for a in c.consts.values()})
+    return "\t".join([c.name, f"{MS}.{c.op}", ",".join(types), "17", ",".join(touched)])
+
+
+def main() -> int:
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "contrib")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.makedirs(out_dir)
+    index = [write_case(out_dir, c) for c in cases()]
+    with open(os.path.join(out_dir, "index.tsv"), "w") as f:
+        f.write("".join(line + "\n" for line in index))
+    print(f"contrib.py: {len(index)} cases written to {os.path.relpath(out_dir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
