@@ -282,6 +282,7 @@ pub static OPS: &[OpEntry] = ops! {
     ["com.microsoft"] "EmbedLayerNormalization" 1..=1 => contrib::embed_layer_norm;
     ["com.microsoft"] "Attention" 1..=1 => contrib::attention;
     ["com.microsoft"] "MultiHeadAttention" 1..=1 => contrib::multi_head_attention;
+    ["com.microsoft"] "GroupQueryAttention" 1..=1 => contrib::group_query_attention;
     ["com.microsoft"] "RotaryEmbedding" 1..=1 => contrib::rotary_embedding;
     ["com.microsoft"] "MatMulNBits" 1..=1 => contrib::matmul_nbits;
 };

@@ -8,7 +8,7 @@ use common::*;
 use prost::Message;
 use whittle_frontend::proto::tensor_proto::DataType;
 use whittle_frontend::proto::{
-    ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
+    AttributeProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, ValueInfoProto,
 };
 use whittle_frontend::{export_model, load_model_bytes, ExportOptions};
 use whittle_ir::{Op, Tensor};
@@ -849,6 +849,31 @@ fn new_contrib_ops_refuse_what_they_do_not_support() {
             vec![init("c", &cache)],
         )
     };
+    let gqa = |mut attrs: Vec<AttributeProto>| {
+        attrs.push(a_i("num_heads", 2));
+        if !attrs.iter().any(|a| a.name() == "kv_num_heads") {
+            attrs.push(a_i("kv_num_heads", 1));
+        }
+        model_ms(
+            17,
+            vec![ms(node(
+                "GroupQueryAttention",
+                "g",
+                &["q", "k", "v", "", "", "sl", "tl"],
+                &["y"],
+                attrs,
+            ))],
+            vec![
+                vi("q", F, &BSH),
+                vi("k", F, &BSH),
+                vi("v", F, &BSH),
+                vi("sl", I32, &[2]),
+                vi("tl", I32, &[]),
+            ],
+            &["y"],
+            vec![],
+        )
+    };
     let cases = vec![
         ("attribute 'bits'", nbits(kn(3), &packed)),
         (
@@ -866,6 +891,18 @@ fn new_contrib_ops_refuse_what_they_do_not_support() {
         (
             "attribute 'scale'",
             rot(vec![a_i("num_heads", 2), a_f("scale", 2.0)]),
+        ),
+        (
+            "attribute 'smooth_softmax'",
+            gqa(vec![a_i("smooth_softmax", 1)]),
+        ),
+        (
+            "attribute 'k_quant_type'",
+            gqa(vec![a_s("k_quant_type", "PER_TENSOR")]),
+        ),
+        (
+            "attribute 'kv_num_heads'",
+            gqa(vec![a_i("kv_num_heads", 3)]),
         ),
         (
             "attribute 'is_packed_batching'",

@@ -53,7 +53,7 @@ fn every_node_test_model_round_trips() {
 #[test]
 fn every_contrib_case_round_trips() {
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/contrib");
-    round_trip_all(&data, true, 18);
+    round_trip_all(&data, true, 24);
 }
 
 /// Exports every case model under `data` and loads it back; evaluates both where the ops

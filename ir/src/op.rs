@@ -668,6 +668,17 @@ pub enum Op {
     /// adding `mask_filter_value`, and with `unidirectional` query `i` seeing keys
     /// `j ≤ P + i`.
     MultiHeadAttention(Box<crate::MhaAttrs>),
+    /// com.microsoft `GroupQueryAttention`: `query [B,S,Hq·D] (or packed [B,S,(Hq+2·Hkv)·D]
+    /// without key and value), key? [B,S,Hkv·D], value?, past_key? [B,Hkv,L,D], past_value?,
+    /// seqlens_k (int [B]), total_sequence_length (int scalar), cos_cache? [M, R/2],
+    /// sin_cache?, position_ids? [B,S], attention_bias? [B|1, Hq|1, S, total] → output
+    /// [B,S,Hq·D], present_key? [B,Hkv,C,D], present_value?` with `C = max(total, L)`. For
+    /// batch entry `b`, `T = seqlens_k[b] + 1` tokens are cached after the step, the first
+    /// `Q = min(S, T)` rows are new and the `P = T − Q` before them come from the past;
+    /// query row `s` is at position `P + s` (rotated there, or at `position_ids`, when
+    /// `do_rotary`) and attends causally to keys `≤ P + s` (within the local window), query
+    /// head `h` reading key/value head `h·Hkv/Hq`. Present rows from `T` on are zero.
+    GroupQueryAttention(Box<crate::GqaAttrs>),
     /// com.microsoft `MatMulNBits`: `a [..., K], b (u8 [N, k_blocks, block·bits/8]), scales
     /// [N·k_blocks], zero_points? (u8 [N, ⌈k_blocks·bits/8⌉] packed, or [N·k_blocks] of a's
     /// type), g_idx? (refused), bias? [N] → y [..., N]`: `y = a·wᵀ + bias` with `w[n, k] =

@@ -1,6 +1,6 @@
 //! Attribute types of the onnxruntime contrib ops (domain `com.microsoft`) that have no
 //! equivalent among the IR's own ops: `QkvAttention` (com.microsoft `Attention`),
-//! `MultiHeadAttention` and `MatMulNBits`.
+//! `MultiHeadAttention`, `GroupQueryAttention` and `MatMulNBits`.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,4 +40,22 @@ pub struct MatMulNBitsAttrs {
     pub bits: u8,
     /// Quantization block along K (a power of two ≥ 16).
     pub block_size: usize,
+}
+
+/// Attributes of [`crate::Op::GroupQueryAttention`] (onnxruntime's `GroupQueryAttention`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GqaAttrs {
+    pub num_heads: usize,
+    pub kv_num_heads: usize,
+    /// Scale of `Q·Kᵀ`; `None` is `1/√D`.
+    pub scale: Option<f32>,
+    /// `softcap·tanh(s/softcap)` on the scaled scores when positive.
+    pub softcap: f32,
+    /// Causal local attention: a query at position `p` sees the `w` keys `p − w + 1 ..= p`.
+    pub local_window: Option<usize>,
+    /// Rotate the new queries and keys with the cos/sin caches first.
+    pub do_rotary: bool,
+    pub rotary_interleaved: bool,
+    /// Causal mask (onnxruntime's default); false is bidirectional.
+    pub causal: bool,
 }

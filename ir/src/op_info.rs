@@ -74,6 +74,7 @@ impl Op {
             Op::EmbedLayerNorm { .. } => range(4, 9),
             Op::QkvAttention(_) => range(2, 5),
             Op::MultiHeadAttention(_) => range(3, 8),
+            Op::GroupQueryAttention(_) => range(1, 11),
             Op::MatMulNBits(_) => range(3, 6),
             Op::Scatter {
                 kind: crate::ScatterKind::Tensor { .. },
@@ -205,7 +206,7 @@ impl Op {
             | Op::ScaledMatMul { .. }
             | Op::QkvAttention(_)
             | Op::MatMulNBits(_) => (1, 1),
-            Op::MultiHeadAttention(_) => (1, 3),
+            Op::MultiHeadAttention(_) | Op::GroupQueryAttention(_) => (1, 3),
             Op::EmbedLayerNorm { .. } => (1, 3),
             Op::ParamUnary(_)
             | Op::SwiGlu { .. }

@@ -9,8 +9,9 @@ Each case is OUTDIR/NAME/model.onnx and OUTDIR/NAME/test_data_set_0/{input,outpu
 plus OUTDIR/index.tsv (the columns of generate.py's). The cases cover the forms exporters
 and onnxruntime's tools write: MatMulNBits (2/4/8 bits, K not a multiple of the block,
 packed and unpacked zero points, bias), MultiHeadAttention (bias, key padding mask,
-attention bias, cross attention, KV cache, causal, custom scale, BNSH key/value) and
-RotaryEmbedding (3-D and 4-D input, position ids or a start offset, interleaved, partial
+attention bias, cross attention, KV cache, causal, custom scale, BNSH key/value),
+GroupQueryAttention (prompt, decode, chunk, packed QKV, rotary, local window, softcap,
+multi-query, attention bias) and RotaryEmbedding (3-D and 4-D input, position ids or a start offset, interleaved, partial
 rotary). onnxruntime is the reference: whatever it computes is what whittle must compute.
 """
 from __future__ import annotations
@@ -136,6 +137,50 @@ def mha(name, seed, b=2, s=4, skv=None, heads=2, d=8, bias=False, kpm=False, ab=
     return Case(name, "MultiHeadAttention", ins, outs, attrs, consts).ports(*order)
 
 
+# ------------------------------------------------------------------ GroupQueryAttention
+def gqa(name, seed, b=1, s=4, past=0, hq=4, hkv=2, d=16, packed=False, rotary=False,
+        interleaved=False, softcap=0.0, window=-1, scale=None, ab=False, max_pos=16):
+    r = rng(seed)
+    ins = {}
+    ports = [""] * 11  # query key value past_k past_v seqlens_k total cos sin pos_ids bias
+    if packed:
+        ins["q"] = f32(r, b, s, (hq + 2 * hkv) * d)
+        ports[0] = "q"
+    else:
+        ins["q"] = f32(r, b, s, hq * d)
+        ins["k"] = f32(r, b, s, hkv * d)
+        ins["v"] = f32(r, b, s, hkv * d)
+        ports[0:3] = ["q", "k", "v"]
+    ins["past_k"] = f32(r, b, hkv, past, d)
+    ins["past_v"] = f32(r, b, hkv, past, d)
+    ins["seqlens_k"] = np.full((b,), past + s - 1, np.int32)
+    ins["total_len"] = np.array(past + s, np.int32)
+    ports[3:7] = ["past_k", "past_v", "seqlens_k", "total_len"]
+    consts = {}
+    if rotary:
+        ang = r.uniform(0, 6.3, (max_pos, d // 2))
+        consts["cos"] = np.cos(ang).astype(np.float32)
+        consts["sin"] = np.sin(ang).astype(np.float32)
+        ports[7:9] = ["cos", "sin"]
+    if ab:
+        ins["ab"] = f32(r, b, 1, s, past + s)
+        ports[10] = "ab"
+    while ports[-1] == "":
+        ports.pop()
+    attrs = dict(num_heads=hq, kv_num_heads=hkv)
+    if rotary:
+        attrs["do_rotary"] = 1
+        attrs["rotary_interleaved"] = int(interleaved)
+    if softcap:
+        attrs["softcap"] = softcap
+    if window > 0:
+        attrs["local_window_size"] = window
+    if scale is not None:
+        attrs["scale"] = scale
+    outs = ["out", "present_k", "present_v"]
+    return Case(name, "GroupQueryAttention", ins, outs, attrs, consts).ports(*ports)
+
+
 # ------------------------------------------------------------------ RotaryEmbedding
 def rotary(name, seed, shape, heads, rot_dim=0, interleaved=False, pos="ids", max_pos=12):
     r = rng(seed)
@@ -176,6 +221,13 @@ def cases() -> list[Case]:
         mha("contrib_mha_past_causal", 14, s=2, past=3, causal=True, kpm=True),
         mha("contrib_mha_past_attention_bias", 15, s=3, past=2, ab=True),
         mha("contrib_mha_bnsh_kv", 16, s=3, skv=6, bnsh_kv=True),
+        gqa("contrib_gqa_prompt", 30),
+        gqa("contrib_gqa_decode", 31, b=2, s=1, past=5),
+        gqa("contrib_gqa_chunk_packed_rotary", 32, s=3, past=2, packed=True, rotary=True),
+        gqa("contrib_gqa_decode_rotary_interleaved", 33, b=2, s=1, past=4, rotary=True,
+            interleaved=True),
+        gqa("contrib_gqa_softcap_window", 34, s=5, past=1, softcap=2.0, window=2),
+        gqa("contrib_gqa_mqa_scale_bias", 35, s=3, past=2, hkv=1, scale=0.2, ab=True),
         rotary("contrib_rotary_3d", 20, (2, 5, 16), 2),
         rotary("contrib_rotary_3d_interleaved", 21, (2, 5, 16), 2, interleaved=True),
         rotary("contrib_rotary_offset", 22, (1, 4, 16), 2, pos="offset"),

@@ -37,6 +37,8 @@ pub fn attribute_ports(op: &Op) -> &'static [usize] {
         // A known condition or trip count turns control flow static (inlined or unrolled).
         Op::If { .. } => &[0],
         Op::Loop { .. } => &[0, 1],
+        // total_sequence_length sizes the present KV cache.
+        Op::GroupQueryAttention(_) => &[6],
         _ => &[],
     }
 }

@@ -22,6 +22,7 @@ pub(super) fn handles(op: &Op) -> bool {
             | Op::EmbedLayerNorm { .. }
             | Op::QkvAttention(_)
             | Op::MultiHeadAttention(_)
+            | Op::GroupQueryAttention(_)
             | Op::MatMulNBits(_)
     )
 }
@@ -173,6 +174,40 @@ pub(super) fn export(
             ms_node(
                 gp,
                 "MultiHeadAttention",
+                reorder(ins, &order),
+                outs.to_vec(),
+                a,
+            );
+        }
+        Op::GroupQueryAttention(at) => {
+            let mut a = vec![
+                attr_i("num_heads", at.num_heads as i64),
+                attr_i("kv_num_heads", at.kv_num_heads as i64),
+            ];
+            if let Some(s) = at.scale {
+                a.push(attr_f("scale", s));
+            }
+            if at.softcap > 0.0 {
+                a.push(attr_f("softcap", at.softcap));
+            }
+            if let Some(w) = at.local_window {
+                a.push(attr_i("local_window_size", w as i64));
+            }
+            for (flag, n) in [
+                (at.do_rotary, "do_rotary"),
+                (at.rotary_interleaved, "rotary_interleaved"),
+            ] {
+                if flag {
+                    a.push(attr_i(n, 1));
+                }
+            }
+            if !at.causal {
+                a.push(attr_i("causal", 0));
+            }
+            let order = (0..11).map(Some).collect::<Vec<_>>();
+            ms_node(
+                gp,
+                "GroupQueryAttention",
                 reorder(ins, &order),
                 outs.to_vec(),
                 a,

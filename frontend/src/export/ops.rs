@@ -573,6 +573,7 @@ pub(crate) fn onnx_form(
         | Op::EmbedLayerNorm { .. }
         | Op::QkvAttention(_)
         | Op::MultiHeadAttention(_)
+        | Op::GroupQueryAttention(_)
         | Op::MatMulNBits(_) => return None,
     };
     Some((ty, a))

@@ -15,6 +15,7 @@
 //! | EmbedLayerNormalization | `EmbedLayerNorm` |
 //! | Attention | `QkvAttention` |
 //! | MultiHeadAttention | `MultiHeadAttention` |
+//! | GroupQueryAttention | `GroupQueryAttention` |
 //! | RotaryEmbedding | `RotaryEmbedding` (ports reordered; position_ids may be a start offset) |
 //! | MatMulNBits | `MatMulNBits` |
 //!
@@ -23,7 +24,9 @@
 
 use super::{BuildResult, In, Lowered, NodeCtx};
 use crate::FrontendError;
-use whittle_ir::{GeluApprox, MatMulNBitsAttrs, MhaAttrs, Op, ParamUnary, QkvAttentionAttrs};
+use whittle_ir::{
+    GeluApprox, GqaAttrs, MatMulNBitsAttrs, MhaAttrs, Op, ParamUnary, QkvAttentionAttrs,
+};
 
 /// The domain of the contrib ops.
 pub(crate) const MS_DOMAIN: &str = "com.microsoft";
@@ -278,6 +281,77 @@ pub(crate) fn multi_head_attention(cx: &NodeCtx) -> BuildResult {
     )
 }
 
+/// com.microsoft GroupQueryAttention: `query, key?, value?, past_key?, past_value?,
+/// seqlens_k, total_sequence_length, cos_cache?, sin_cache?, position_ids?, attention_bias?
+/// → output, present_key?, present_value?`; head sinks (smooth softmax), quantized caches,
+/// Q/K norms, right-padded chunks, window-sized caches and the QK output are refused.
+pub(crate) fn group_query_attention(cx: &NodeCtx) -> BuildResult {
+    let num_heads = positive(cx, "num_heads")?;
+    let kv_num_heads = positive(cx, "kv_num_heads")?;
+    if num_heads % kv_num_heads != 0 {
+        return Err(cx.bad_attr(
+            "kv_num_heads",
+            format!("{kv_num_heads} does not divide num_heads {num_heads}"),
+        ));
+    }
+    for (attr, what) in [
+        ("smooth_softmax", "smooth softmax"),
+        ("sliding_window_cache", "window-sized caches"),
+        ("qk_output", "the QK output"),
+    ] {
+        if cx.int(attr, 0)? != 0 {
+            return Err(cx.bad_attr(attr, format!("{what} is not supported")));
+        }
+    }
+    for q in ["k_quant_type", "v_quant_type"] {
+        if cx.string_opt(q)?.is_some_and(|s| s != "NONE") {
+            return Err(cx.bad_attr(q, "quantized KV caches are not supported"));
+        }
+    }
+    for (i, what) in [
+        (11, "head_sink"),
+        (12, "k_scale"),
+        (13, "v_scale"),
+        (14, "q_norm_weight"),
+        (15, "k_norm_weight"),
+        (16, "query_seqlens"),
+    ] {
+        refuse_input(cx, i, what)?;
+    }
+    refuse_output(cx, 3, "output_qk")?;
+    let causal = cx.bool("causal", true)?;
+    let window = cx.int("local_window_size", -1)?;
+    let local_window = match window {
+        -1 => None,
+        w if w > 0 && causal => Some(w as usize),
+        w => {
+            return Err(cx.bad_attr(
+                "local_window_size",
+                format!("must be -1 or positive with causal attention, found {w}"),
+            ))
+        }
+    };
+    let scale = cx.float_opt("scale")?.filter(|&s| s != 0.0);
+    let softcap = cx.float("softcap", 0.0)?;
+    if scale.is_some_and(|s| !s.is_finite()) || !softcap.is_finite() || softcap < 0.0 {
+        return Err(cx.bad_attr("scale", "scale and softcap must be finite, softcap ≥ 0"));
+    }
+    let attrs = GqaAttrs {
+        num_heads,
+        kv_num_heads,
+        scale,
+        softcap,
+        local_window,
+        do_rotary: cx.bool("do_rotary", false)?,
+        rotary_interleaved: cx.bool("rotary_interleaved", false)?,
+        causal,
+    };
+    lowered(
+        Op::GroupQueryAttention(Box::new(attrs)),
+        (0..11).map(In::Onnx).collect(),
+    )
+}
+
 /// com.microsoft RotaryEmbedding: `input, position_ids, cos_cache, sin_cache` → the IR op's
 /// `x, cos_cache, sin_cache, position_ids` (position_ids `[B,S]` or a one-element start).
 pub(crate) fn rotary_embedding(cx: &NodeCtx) -> BuildResult {
@@ -343,6 +417,7 @@ mod tests {
             };
             let attribute = match e.op_type {
                 "Attention" | "MultiHeadAttention" => vec![int("num_heads", 2)],
+                "GroupQueryAttention" => vec![int("num_heads", 2), int("kv_num_heads", 1)],
                 "MatMulNBits" => vec![
                     int("K", 32),
                     int("N", 8),

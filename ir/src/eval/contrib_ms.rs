@@ -216,31 +216,48 @@ pub fn multi_head_attention(a: &MhaAttrs, ins: &[Option<&Tensor>], n_out: usize)
                     }
                     *sc = s;
                 }
-                let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                let mut sum = 0.0;
-                for s in scores.iter_mut() {
-                    *s = (*s - mx).exp();
-                    sum += *s;
-                }
                 let o = &mut out[((bi * sq + i) * h + hi) * dv..][..dv];
-                for (j, &w) in scores.iter().enumerate() {
-                    let vr = &vv[(kb + j) * dv..][..dv];
-                    for (x, y) in o.iter_mut().zip(vr) {
-                        *x += w / sum * y;
-                    }
-                }
+                attend(&mut scores, &vv[kb * dv..], o);
             }
         }
     }
-    let r = |v: Vec<f64>| -> Vec<f64> { v.into_iter().map(|x| round_to(dt, x)).collect() };
-    let mut res = vec![Tensor::from_f64(dt, vec![bn, sq, h * dv], &r(out))];
-    if n_out > 1 {
-        res.push(Tensor::from_f64(dt, vec![bn, h, t, d], &kv));
+    let present = [(vec![bn, h, t, d], kv), (vec![bn, h, t, dv], vv)];
+    Ok(outputs(dt, (vec![bn, sq, h * dv], out), present, n_out))
+}
+
+/// `out = softmax(scores)·V` for value rows `vals[j·w..(j+1)·w]` (`w = out.len()`); a row
+/// whose scores are all −∞ stays zero.
+pub(super) fn attend(scores: &mut [f64], vals: &[f64], out: &mut [f64]) {
+    let w = out.len();
+    let mx = scores.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    if !mx.is_finite() {
+        return;
     }
-    if n_out > 2 {
-        res.push(Tensor::from_f64(dt, vec![bn, h, t, dv], &vv));
+    let mut sum = 0.0;
+    for s in scores.iter_mut() {
+        *s = (*s - mx).exp();
+        sum += *s;
     }
-    Ok(res)
+    for (j, &p) in scores.iter().enumerate() {
+        for (x, y) in out.iter_mut().zip(&vals[j * w..(j + 1) * w]) {
+            *x += p / sum * y;
+        }
+    }
+}
+
+/// The attention output (rounded to `dt`) and as many of the present caches as asked for.
+pub(super) fn outputs(
+    dt: crate::DType,
+    (shape, out): (Vec<usize>, Vec<f64>),
+    present: [(Vec<usize>, Vec<f64>); 2],
+    n_out: usize,
+) -> Vec<Tensor> {
+    let out: Vec<f64> = out.into_iter().map(|x| round_to(dt, x)).collect();
+    let mut res = vec![Tensor::from_f64(dt, shape, &out)];
+    for (s, v) in present.into_iter().take(n_out.saturating_sub(1)) {
+        res.push(Tensor::from_f64(dt, s, &v));
+    }
+    res
 }
 
 /// com.microsoft `MatMulNBits`.

@@ -5,6 +5,7 @@
 mod act;
 mod attention_onnx;
 mod contrib;
+mod contrib_gqa;
 mod contrib_ms;
 mod control;
 mod conv;
@@ -304,6 +305,7 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
         EmbedLayerNorm { epsilon } => contrib::embed_layer_norm(*epsilon, ins, num_outputs),
         QkvAttention(a) => contrib::qkv_attention(a, ins),
         MultiHeadAttention(a) => contrib_ms::multi_head_attention(a, ins, num_outputs),
+        GroupQueryAttention(a) => contrib_gqa::group_query_attention(a, ins, num_outputs),
         MatMulNBits(a) => contrib_ms::matmul_nbits(a, ins),
         If {
             then_branch,

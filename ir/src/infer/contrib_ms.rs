@@ -1,7 +1,7 @@
 //! Shape inference of onnxruntime's `MultiHeadAttention` and `MatMulNBits`.
 
 use super::dims::{dim_add, Ins, SymGen};
-use crate::{Dim, MatMulNBitsAttrs, MhaAttrs, TensorType};
+use crate::{Dim, GqaAttrs, MatMulNBitsAttrs, MhaAttrs, TensorType};
 
 fn div(d: &Dim, h: usize, gen: &mut SymGen) -> Dim {
     match d {
@@ -96,4 +96,60 @@ pub fn matmul_nbits(a: &MatMulNBitsAttrs, ins: &Ins) -> Result<TensorType, Strin
         *l = Dim::Known(a.n);
     }
     Ok(TensorType::new(x.dtype, out))
+}
+
+/// `output [B,S,Hq·D], present_key? [B,Hkv,C,D], present_value?` with `C = max(total, L)`
+/// (known when total_sequence_length is a constant).
+pub fn group_query_attention(
+    a: &GqaAttrs,
+    ins: &Ins,
+    n_out: usize,
+    gen: &mut SymGen,
+) -> Result<Vec<TensorType>, String> {
+    let q = ins.ty(0, "query")?;
+    let dt = q.dtype;
+    if !dt.is_float() {
+        return Err(format!("query must be a float tensor, got {dt}"));
+    }
+    let (hq, hkv) = (a.num_heads, a.kv_num_heads);
+    if hq == 0 || hkv == 0 || hq % hkv != 0 {
+        return Err(format!("kv_num_heads {hkv} must divide num_heads {hq}"));
+    }
+    let Some(qs) = &q.shape else {
+        return Ok(vec![TensorType::unknown_rank(dt); n_out.max(1)]);
+    };
+    if qs.len() != 3 {
+        return Err(format!(
+            "query must be [B, S, hidden], has rank {}",
+            qs.len()
+        ));
+    }
+    let packed = !ins.present(1) && !ins.present(2);
+    let d = div(&qs[2], if packed { hq + 2 * hkv } else { hq }, gen);
+    let out_w = match &d {
+        Dim::Known(x) => Dim::Known(x * hq),
+        _ if !packed => qs[2].clone(),
+        _ => gen.fresh(),
+    };
+    let past = match ins.opt_ty(3).and_then(|t| t.shape.clone()) {
+        Some(p) if p.len() == 4 => Some(p[2].clone()),
+        Some(_) => return Err("past_key must be [B, Hkv, L, D]".into()),
+        None => None,
+    };
+    let total = ins
+        .konst(6)
+        .filter(|t| t.len() == 1)
+        .map(|t| t.to_i64_vec()[0]);
+    let c = match (total, &past) {
+        (Some(t), Some(Dim::Known(l))) if t >= 0 => Dim::Known((t as usize).max(*l)),
+        (Some(t), None) if t >= 0 => Dim::Known(t as usize),
+        _ => gen.fresh(),
+    };
+    let mut outs = vec![TensorType::new(
+        dt,
+        vec![qs[0].clone(), qs[1].clone(), out_w],
+    )];
+    let present = TensorType::new(dt, vec![qs[0].clone(), Dim::Known(hkv), c, d]);
+    outs.extend(std::iter::repeat_n(present, n_out.saturating_sub(1).min(2)));
+    Ok(outs)
 }

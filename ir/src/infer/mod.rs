@@ -197,6 +197,7 @@ pub(crate) fn infer_node_vals(
         Op::EmbedLayerNorm { .. } => contrib::embed_layer_norm(&ins, num_outputs, gen),
         Op::QkvAttention(a) => one(contrib::qkv_attention(a, &ins, gen)?),
         Op::MultiHeadAttention(a) => contrib_ms::multi_head_attention(a, &ins, num_outputs, gen),
+        Op::GroupQueryAttention(a) => contrib_ms::group_query_attention(a, &ins, num_outputs, gen),
         Op::MatMulNBits(a) => one(contrib_ms::matmul_nbits(a, &ins)?),
         Op::AddNorm { rms, .. } => {
             let ty = fused::add_norm(*rms, &ins)?;
