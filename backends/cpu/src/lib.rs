@@ -13,6 +13,7 @@ pub mod aot;
 pub mod bind;
 pub mod jit;
 pub mod lower;
+pub mod nbits;
 
 // The execution engine lives in `whittle-exec` (no Cranelift, so `libwhittle_rt.a` can
 // link it alone); these keep its modules at their old paths for this crate and its users.
@@ -83,6 +84,8 @@ pub fn plan_parts_for(
     j: &mut jit::Jit,
     ukr: Ukr,
 ) -> Result<PlanParts, RuntimeError> {
+    let dequantized = nbits::dequantize_weights(graph)?;
+    let graph = dequantized.as_ref().unwrap_or(graph);
     check_budget(graph)?;
     let mut prog = lower::lower(graph, j, ukr)?;
     // Weights that only feed GEMMs now live as packed copies: let the unpacked go.

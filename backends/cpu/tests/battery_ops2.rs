@@ -594,4 +594,33 @@ proptest! {
         let y = c.op(op, &[Some(xv), Some(wv), bv], 1)[0];
         c.check(&[y], acc_tol(cg * g.kernel.iter().product::<usize>(), 1.0))?;
     }
+
+    /// MatMulNBits with constant weights (dequantized once at plan time, then the f32 GEMM):
+    /// 2/4/8 bits, K not a multiple of the block, default, packed and float zero points.
+    #[test]
+    fn matmul_nbits(rows in shape(0, 2), k in 1usize..=70, n in 1usize..=9,
+                    bits in select(vec![2u8, 4, 8]), block in select(vec![16usize, 32]),
+                    zp in 0usize..3, bias in any::<bool>(), seed in any::<u64>()) {
+        let mut r = common::rng(seed);
+        let kb = k.div_ceil(block);
+        let blob = block * bits as usize / 8;
+        let mut c = Case::new();
+        let xv = c.input("x", f32s(&mut r, &[rows.clone(), vec![k]].concat(), -1.0, 1.0));
+        let bq = ints(&mut r, DType::U8, &[n, kb, blob], 0, 255);
+        let bv = c.konst("b", bq);
+        let sv = c.konst("s", f32s(&mut r, &[n * kb], 0.01, 0.2));
+        let zv = match zp {
+            0 => None,
+            1 => {
+                let row = (kb * bits as usize).div_ceil(8);
+                Some(c.konst("zp", ints(&mut r, DType::U8, &[n, row], 0, 255)))
+            }
+            _ => Some(c.konst("zp", f32s(&mut r, &[n * kb], 0.0, 3.0))),
+        };
+        let cv = bias.then(|| { let t = f32s(&mut r, &[n], -1.0, 1.0); c.konst("bias", t) });
+        let attrs = whittle_ir::MatMulNBitsAttrs { k, n, bits, block_size: block };
+        let op = Op::MatMulNBits(Box::new(attrs));
+        let y = c.op(op, &[Some(xv), Some(bv), Some(sv), zv, None, cv], 1)[0];
+        c.check(&[y], acc_tol(k, 255.0 * 0.2))?;
+    }
 }

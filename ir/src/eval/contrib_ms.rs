@@ -260,25 +260,21 @@ pub(super) fn outputs(
     res
 }
 
-/// com.microsoft `MatMulNBits`.
-pub fn matmul_nbits(a: &MatMulNBitsAttrs, ins: &[Option<&Tensor>]) -> OpResult {
-    let x = req(ins, 0, "A")?;
-    let b = req(ins, 1, "B")?;
-    let sc = req(ins, 2, "scales")?;
-    let dt = x.dtype();
+/// The logical `[K, N]` weight of a `MatMulNBits` (`b`, `scales`, `zero_points?` as the
+/// op takes them), in `scales`' dtype: the one dequantization that the reference evaluator
+/// and the cpu backend (which dequantizes constant weights once, when it builds a plan)
+/// share.
+pub fn nbits_weight(
+    a: &MatMulNBitsAttrs,
+    b: &Tensor,
+    sc: &Tensor,
+    zp: Option<&Tensor>,
+) -> Result<Tensor, String> {
+    let dt = sc.dtype();
     let (k, n, bits, block) = (a.k, a.n, a.bits as usize, a.block_size);
     if !matches!(bits, 2 | 4 | 8) || block < 16 || !block.is_power_of_two() {
         return Err(format!(
             "bits {bits} and block_size {block} must be 2, 4 or 8 and a power of two ≥ 16"
-        ));
-    }
-    if opt(ins, 4).is_some() {
-        return Err("g_idx (deprecated) is not supported".into());
-    }
-    if !dt.is_float() || x.shape().last() != Some(&k) {
-        return Err(format!(
-            "A must be a float tensor with last dimension K = {k}, got {dt}{:?}",
-            x.shape()
         ));
     }
     let kb = k.div_ceil(block);
@@ -290,16 +286,16 @@ pub fn matmul_nbits(a: &MatMulNBitsAttrs, ins: &[Option<&Tensor>]) -> OpResult {
             b.shape()
         ));
     }
-    if sc.dtype() != dt || sc.len() != n * kb {
+    if !dt.is_float() || sc.len() != n * kb {
         return Err(format!(
-            "scales must be {dt} with {} elements, got {}{:?}",
+            "scales must be float with {} elements, got {}{:?}",
             n * kb,
             sc.dtype(),
             sc.shape()
         ));
     }
     let mask = (1u16 << bits) - 1;
-    let zp: Vec<f64> = match opt(ins, 3) {
+    let zp: Vec<f64> = match zp {
         None => vec![(1u32 << (bits - 1)) as f64; n * kb],
         Some(z) if z.dtype() == DType::U8 => {
             let row = (kb * bits).div_ceil(8);
@@ -329,6 +325,41 @@ pub fn matmul_nbits(a: &MatMulNBitsAttrs, ins: &[Option<&Tensor>]) -> OpResult {
             ))
         }
     };
+    check_alloc((n * k * 8) as u64, "the dequantized MatMulNBits weight")?;
+    let (bv, sv) = (b.to_i64_vec(), sc.to_f64_vec());
+    let mut w = vec![0.0f64; k * n];
+    for ni in 0..n {
+        for ki in 0..k {
+            let (blk, within) = (ki / block, ki % block);
+            let bit = within * bits;
+            let byte = bv[(ni * kb + blk) * blob + bit / 8] as u16;
+            let qv = ((byte >> (bit % 8)) & mask) as f64;
+            let s = ni * kb + blk;
+            w[ki * n + ni] = round_to(dt, (qv - zp[s]) * sv[s]);
+        }
+    }
+    Ok(Tensor::from_f64(dt, vec![k, n], &w))
+}
+
+/// com.microsoft `MatMulNBits`: `a · nbits_weight + bias`.
+pub fn matmul_nbits(a: &MatMulNBitsAttrs, ins: &[Option<&Tensor>]) -> OpResult {
+    let x = req(ins, 0, "A")?;
+    let dt = x.dtype();
+    let (k, n) = (a.k, a.n);
+    if opt(ins, 4).is_some() {
+        return Err("g_idx (deprecated) is not supported".into());
+    }
+    if !dt.is_float() || x.shape().last() != Some(&k) {
+        return Err(format!(
+            "A must be a float tensor with last dimension K = {k}, got {dt}{:?}",
+            x.shape()
+        ));
+    }
+    let sc = req(ins, 2, "scales")?;
+    if sc.dtype() != dt {
+        return Err(format!("scales must be {dt}, got {}", sc.dtype()));
+    }
+    let w = nbits_weight(a, req(ins, 1, "B")?, sc, opt(ins, 3))?.to_f64_vec();
     let bias = match opt(ins, 5) {
         None => None,
         Some(c) if c.dtype() == dt && c.shape() == [n] => Some(c.to_f64_vec()),
@@ -340,19 +371,6 @@ pub fn matmul_nbits(a: &MatMulNBitsAttrs, ins: &[Option<&Tensor>]) -> OpResult {
             ))
         }
     };
-    check_alloc((n * k * 8) as u64, "the dequantized MatMulNBits weight")?;
-    let (bv, sv) = (b.to_i64_vec(), sc.to_f64_vec());
-    let mut w = vec![0.0f64; n * k];
-    for ni in 0..n {
-        for ki in 0..k {
-            let (blk, within) = (ki / block, ki % block);
-            let bit = within * bits;
-            let byte = bv[(ni * kb + blk) * blob + bit / 8] as u16;
-            let qv = ((byte >> (bit % 8)) & mask) as f64;
-            let s = ni * kb + blk;
-            w[ni * k + ki] = (qv - zp[s]) * sv[s];
-        }
-    }
     let rows = x.len() / k.max(1);
     let cells = rows.checked_mul(n);
     check_alloc(
@@ -366,8 +384,8 @@ pub fn matmul_nbits(a: &MatMulNBitsAttrs, ins: &[Option<&Tensor>]) -> OpResult {
         for ni in 0..n {
             let acc: f64 = xr
                 .iter()
-                .zip(&w[ni * k..(ni + 1) * k])
-                .map(|(a, b)| a * b)
+                .enumerate()
+                .map(|(ki, a)| a * w[ki * n + ni])
                 .sum();
             let c = bias.as_ref().map_or(0.0, |b| b[ni]);
             y[r * n + ni] = round_to(dt, acc + c);

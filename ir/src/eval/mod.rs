@@ -6,7 +6,7 @@ mod act;
 mod attention_onnx;
 mod contrib;
 mod contrib_gqa;
-mod contrib_ms;
+pub mod contrib_ms;
 mod control;
 mod conv;
 mod conv_ext;
