@@ -159,6 +159,15 @@ impl Model {
         &self.inner
     }
 
+    /// Writes the model (as optimized so far) as a standard ONNX file; initializers of
+    /// 1 KiB or more go to `<file>.data` next to it when the model would pass protobuf's
+    /// 2 GiB limit, as `whittle optimize` does.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let opts = whittle_frontend::ExportOptions::default();
+        whittle_frontend::save_model(&self.inner, path.as_ref(), &opts)?;
+        Ok(())
+    }
+
     /// The model's inputs, in order.
     pub fn inputs(&self) -> Vec<TensorInfo> {
         input_infos(&self.inner.graph)
