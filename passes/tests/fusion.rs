@@ -3,8 +3,9 @@
 //! its outputs under
 //! `ir::eval` (f32 ≤ 1e-5 relative), declined files stay byte-identical, the passes are
 //! idempotent, erf-GELU stays erf-GELU, and attention with padding and causal masks of
-//! lengths around 80 and head sizes 64 and 128 is fused and exact, and fused-QKV splits are
-//! bit-identical to the separate GEMMs.
+//! lengths around 80 and head sizes 64 and 128 is fused and exact, so are decoder
+//! attentions (causal select masks, KV caches, GQA `repeat_kv`), declined attention
+//! filetests say why, and fused-QKV splits are bit-identical to the separate GEMMs.
 
 mod common;
 
@@ -238,4 +239,168 @@ fn fused_ops_in_f16_stay_within_1e_3() {
         }
     }
     assert!(fused >= 8, "only {fused} f16 graphs were fused");
+}
+
+/// Every declined `fuse-attention` filetest says why, naming the Softmax and the blocker.
+#[test]
+fn attention_declines_name_the_blocker() {
+    let want = [
+        ("batched_heads_declined.wir", "heads batched into one axis"),
+        (
+            "merge_target_from_pattern_declined.wir",
+            "head-merge Reshape 'y'",
+        ),
+        ("nan_guard_declined.wir", "'nan' (IsNaN)"),
+        (
+            "no_merge_transpose_declined.wir",
+            "not a [0,2,1,3] head-merge Transpose",
+        ),
+        ("probs_output_declined.wir", "graph output"),
+        (
+            "softmax_wrong_axis_declined.wir",
+            "not a softmax over the last axis",
+        ),
+        (
+            "where_minus_1e4_declined.wir",
+            "selects the constant -10000",
+        ),
+    ];
+    for t in filetests("fuse-attention").iter().filter(|t| t.declined()) {
+        let file = t.path.file_name().unwrap().to_string_lossy().to_string();
+        let (_, needle) = want
+            .iter()
+            .find(|(f, _)| *f == file)
+            .unwrap_or_else(|| panic!("{file}: no expected decline reason"));
+        let mut g = parse_graph(&t.head).unwrap();
+        let mut cx = whittle_passes::PassContext::default();
+        whittle_passes::fuse_attention(&mut g, &mut cx).unwrap();
+        let text = cx.explanations.join("\n");
+        assert!(
+            text.contains("Softmax 'p'") && text.contains(needle),
+            "{file}: {text}"
+        );
+    }
+}
+
+/// A decoder attention: batch `b`, `s` new tokens, `past` cached ones, `h` query heads and
+/// `hkv` K/V heads of size `d`. The new K/V heads are concatenated to the past ones (when
+/// `past > 0`, as graph outputs), repeated `h/hkv` times (GQA `repeat_kv`: Unsqueeze,
+/// Expand, Reshape), and the causal mask is `Where(causal, scores, finfo.min)` on a
+/// constant triangle (`where_mask`) or an added constant.
+fn decoder_graph(
+    b: usize,
+    s: usize,
+    past: usize,
+    h: usize,
+    hkv: usize,
+    d: usize,
+    where_mask: bool,
+) -> String {
+    let (t, n, e, ekv) = (past + s, h / hkv, h * d, hkv * d);
+    let mut out = format!("graph \"dec\" {{\n  input %q: f32[{b},{s},{e}]\n  input %k: f32[{b},{s},{ekv}]\n  input %v: f32[{b},{s},{ekv}]\n");
+    if past > 0 {
+        out += &format!(
+            "  input %pk: f32[{b},{hkv},{past},{d}]\n  input %pv: f32[{b},{hkv},{past},{d}]\n"
+        );
+    }
+    // Query i (position past + i) sees keys 0..=past + i.
+    let allowed = |i: usize, j: usize| j <= past + i;
+    let vals: Vec<String> = (0..s * t)
+        .map(|x| {
+            let ok = allowed(x / t, x % t);
+            match (where_mask, ok) {
+                (true, ok) => ok.to_string(),
+                (false, true) => "0.0".into(),
+                (false, false) => "-3.4028235e38".into(),
+            }
+        })
+        .collect();
+    let ty = if where_mask { "bool" } else { "f32" };
+    out += &format!("  %causal = const {ty}[1,1,{s},{t}] [{}]\n", vals.join(","));
+    out += &format!(
+        "  %sq = const i64[4] [0,0,{h},{d}]\n  %skv = const i64[4] [0,0,{hkv},{d}]\n  %merge = const i64[3] [0,0,{e}]\n  %a2 = const i64[1] [2]\n  %rep = const i64[5] [1,1,{n},1,1]\n  %heads = const i64[4] [{b},{h},{t},{d}]\n  %c = const f32[] [{:?}]\n  %min = const f32[] [-3.4028235e38]\n",
+        1.0 / (d as f32).sqrt()
+    );
+    out += &format!(
+        "  %q4 = Reshape(allowzero:false) %q, %sq : f32[{b},{s},{h},{d}]\n  %qh = Transpose(perm:Some([0,2,1,3])) %q4 : f32[{b},{h},{s},{d}]\n"
+    );
+    for x in ["k", "v"] {
+        out += &format!(
+            "  %{x}4 = Reshape(allowzero:false) %{x}, %skv : f32[{b},{s},{hkv},{d}]\n  %{x}h = Transpose(perm:Some([0,2,1,3])) %{x}4 : f32[{b},{hkv},{s},{d}]\n"
+        );
+        let cur = if past > 0 {
+            out += &format!("  %{x}c = Concat(axis:-2) %p{x}, %{x}h : f32[{b},{hkv},{t},{d}]\n");
+            format!("{x}c")
+        } else {
+            format!("{x}h")
+        };
+        let full = if n > 1 {
+            out += &format!(
+                "  %{x}u = Unsqueeze %{cur}, %a2 : f32[{b},{hkv},1,{t},{d}]\n  %{x}e = Expand %{x}u, %rep : f32[{b},{hkv},{n},{t},{d}]\n  %{x}r = Reshape(allowzero:false) %{x}e, %heads : f32[{b},{h},{t},{d}]\n"
+            );
+            format!("{x}r")
+        } else {
+            cur
+        };
+        if x == "k" {
+            out += &format!(
+                "  %kt = Transpose(perm:Some([0,1,3,2])) %{full} : f32[{b},{h},{d},{t}]\n"
+            );
+        } else {
+            out += &format!("  %vx = Identity %{full} : f32[{b},{h},{t},{d}]\n");
+        }
+    }
+    out += &format!(
+        "  %s = MatMul %qh, %kt : f32[{b},{h},{s},{t}]\n  %sd = Binary(Mul) %s, %c : f32[{b},{h},{s},{t}]\n"
+    );
+    out += &if where_mask {
+        format!("  %sm = Where %causal, %sd, %min : f32[{b},{h},{s},{t}]\n")
+    } else {
+        format!("  %sm = Binary(Add) %sd, %causal : f32[{b},{h},{s},{t}]\n")
+    };
+    out += &format!(
+        "  %p = Softmax(axis:-1,coerce_2d:false) %sm : f32[{b},{h},{s},{t}]\n  %o = MatMul %p, %vx : f32[{b},{h},{s},{d}]\n  %ot = Transpose(perm:Some([0,2,1,3])) %o : f32[{b},{s},{h},{d}]\n  %y = Reshape(allowzero:false) %ot, %merge : f32[{b},{s},{e}]\n  output %y\n"
+    );
+    if past > 0 {
+        out += "  output %kc\n  output %vc\n";
+    }
+    out + "}\n"
+}
+
+/// GPT-2 / LLaMA-style decoders (causal masks as a select or an added constant, KV
+/// caches, GQA) with head sizes 64 and 128 fuse into one Attention and keep their
+/// outputs (the caches bit for bit).
+#[test]
+fn decoder_attention_with_cache_and_gqa_is_fused_and_exact() {
+    for (b, s, past, h, hkv, d, where_mask) in [
+        (2, 7, 0, 2, 2, 64, true),
+        (1, 81, 0, 4, 2, 64, false),
+        (2, 1, 79, 2, 2, 128, true),
+        (1, 3, 40, 4, 1, 64, false),
+        (1, 5, 12, 6, 2, 128, true),
+    ] {
+        let text = decoder_graph(b, s, past, h, hkv, d, where_mask);
+        let g = parse_graph(&text).unwrap();
+        let fused = apply(&g, "remove-identity,fuse-attention");
+        let what = format!("b{b} s{s} past{past} h{h}/{hkv} d{d} where:{where_mask}");
+        assert_eq!(
+            count(&fused, |op| matches!(op, Op::Attention { .. })),
+            1,
+            "{what}"
+        );
+        assert_eq!(
+            count(&fused, |op| matches!(op, Op::Softmax { .. })),
+            0,
+            "{what}"
+        );
+        assert_eq!(count(&fused, |op| *op == Op::MatMul), 0, "{what}");
+        let err = max_err(&g, &fused, 5, 2);
+        assert!(err <= 1e-5, "{what}: relative error {err:e}");
+        let again = apply(&fused, "fuse-attention");
+        assert_eq!(
+            print_graph(&fused).unwrap(),
+            print_graph(&again).unwrap(),
+            "{what}"
+        );
+    }
 }
