@@ -623,4 +623,51 @@ proptest! {
         let y = c.op(op, &[Some(xv), Some(bv), Some(sv), zv, None, cv], 1)[0];
         c.check(&[y], acc_tol(k, 255.0 * 0.2))?;
     }
+
+    /// MatMulInteger and QLinearMatMul with a constant byte B (packed once, run on the
+    /// integer GEMM's micro-kernels): every u8/i8 pairing, zero points absent, per tensor
+    /// or per row / column, A's zero point a run-time input (as DynamicQuantizeLinear
+    /// gives it) or a constant, ragged m, k and n around the 8 × 32 tile. Bit for bit.
+    #[test]
+    fn integer_matmul_packed(lead in 0usize..=1, m in 1usize..=19, k in 1usize..=70,
+                             n in 1usize..=40, a_signed in any::<bool>(),
+                             b_signed in any::<bool>(), za_kind in 0usize..3,
+                             zb_kind in 0usize..3, za_runtime in any::<bool>(), q in any::<bool>(),
+                             seed in any::<u64>()) {
+        let mut r = common::rng(seed);
+        let bytes = |s: bool| if s { (DType::I8, -128, 127) } else { (DType::U8, 0, 255) };
+        let (adt, alo, ahi) = bytes(a_signed);
+        let (bdt, blo, bhi) = bytes(b_signed);
+        // A per-row zero point needs a 2-D A.
+        let lead = if za_kind == 2 { 0 } else { lead };
+        let sa = [vec![2; lead], vec![m, k]].concat();
+        let mut c = Case::new();
+        let av = c.input("a", ints(&mut r, adt, &sa, alo, ahi));
+        let bv = c.konst("b", ints(&mut r, bdt, &[k, n], blo, bhi));
+        let zlen = |kind: usize, len: usize| if kind == 2 { vec![len] } else { vec![] };
+        let mut za = (za_kind > 0).then(|| ints(&mut r, adt, &zlen(za_kind, m), alo, ahi));
+        let zb = (zb_kind > 0).then(|| ints(&mut r, bdt, &zlen(zb_kind, n), blo, bhi));
+        if q {
+            // QLinearMatMul requires both zero points; the output type follows y's.
+            za.get_or_insert_with(|| ints(&mut r, adt, &[], alo, ahi));
+        }
+        let zav = za.map(|t| if za_runtime { c.input("za", t) } else { c.konst("za", t) });
+        let zbv = zb.map(|t| c.konst("zb", t));
+        let y = if q {
+            let zbv = zbv.unwrap_or_else(|| { let t = ints(&mut r, bdt, &[], blo, bhi);
+                                              c.konst("zb", t) });
+            let sa_v = { let t = f32s(&mut r, &[], 0.01, 0.1); c.konst("sa", t) };
+            let sb_shape = if zb_kind == 2 { vec![n] } else { vec![] };
+            let sb_v = { let t = f32s(&mut r, &sb_shape, 0.01, 0.1); c.konst("sb", t) };
+            let sy_v = { let t = f32s(&mut r, &[], 0.5, 4.0); c.konst("sy", t) };
+            let (ydt, ylo, yhi) = bytes(r.random_bool(0.5));
+            let zy_v = { let t = ints(&mut r, ydt, &[], ylo, yhi); c.konst("zy", t) };
+            let ins = [Some(av), Some(sa_v), zav, Some(bv), Some(sb_v), Some(zbv), Some(sy_v),
+                       Some(zy_v)];
+            c.op(Op::QLinearMatMul, &ins, 1)[0]
+        } else {
+            c.op(Op::MatMulInteger, &[Some(av), Some(bv), zav, zbv], 1)[0]
+        };
+        c.check(&[y], EXACT)?;
+    }
 }

@@ -7,6 +7,7 @@ pub mod depthwise;
 pub mod epilogue;
 pub mod ewise;
 pub mod gemm;
+pub mod igemm;
 pub mod index;
 pub mod movement;
 pub mod norm;

@@ -5,8 +5,9 @@
 use super::matmul::matmul_geometry;
 use super::ops_ext::ExtOp;
 use super::{unsupported, Lowerer};
+use crate::kernels::igemm::PackedQB;
 use crate::kernels::index::dense;
-use crate::kernels::quant::{IntMatMul, QLinear, Requant};
+use crate::kernels::quant::{packable, IntMatMul, QLinear, Requant};
 use whittle_ir::eval::util::norm_axis;
 use whittle_ir::{DType, NodeId, Op, Value};
 use whittle_runtime::RuntimeError;
@@ -166,16 +167,34 @@ impl Lowerer<'_> {
                 } else {
                     None
                 };
+                let (a_dt, b_dt) = (self.dtype(a), self.dtype(b));
+                // A constant B of bytes is packed once for the integer GEMM.
+                let packed = match self.const_of(b) {
+                    Some(t) if packable(a_dt, b_dt, k, requant.is_some()) => {
+                        let bytes: Vec<u8> = t.to_i64_vec().iter().map(|&v| v as u8).collect();
+                        let batches = bytes.len() / (k * n).max(1);
+                        Some(
+                            (0..batches)
+                                .map(|i| {
+                                    let part = &bytes[i * k * n..(i + 1) * k * n];
+                                    PackedQB::pack(part, k, n, b_dt == DType::I8)
+                                })
+                                .collect(),
+                        )
+                    }
+                    _ => None,
+                };
                 let mm = IntMatMul {
                     m,
                     k,
                     n,
                     pairs,
-                    a_dt: self.dtype(a),
-                    b_dt: self.dtype(b),
+                    a_dt,
+                    b_dt,
                     za,
                     zb,
                     requant,
+                    packed,
                 };
                 let mut ins = Vec::new();
                 let mut ports = Vec::new();
