@@ -209,7 +209,7 @@ impl ExtOp {
                 if args.a.is_null() || args.b.is_null() {
                     return Err("missing matrix input".into());
                 }
-                mm.run(&args, outs[0])
+                mm.run(&args, outs[0])?
             }
             ExtOp::Reference(r) => r.run(&ins, outs)?,
             ExtOp::Conv { geom, ukr } => {

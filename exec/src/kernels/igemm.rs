@@ -10,6 +10,7 @@
 
 use super::par::{par_for, threads};
 use serde::{Deserialize, Serialize};
+use whittle_ir::limits::try_vec;
 
 /// Columns per packed strip (two 16-lane i32 vectors).
 pub const NR: usize = 32;
@@ -32,12 +33,16 @@ pub struct PackedQB {
 }
 
 impl PackedQB {
-    /// Packs `b` (`k × n` row-major bytes; `signed` says i8, else u8).
-    pub fn pack(b: &[u8], k: usize, n: usize, signed: bool) -> PackedQB {
+    /// Packs `b` (`k × n` row-major bytes; `signed` says i8, else u8). The packed strips
+    /// (up to 32× B's bytes for a narrow B) are an allocation checked against the budget.
+    pub fn pack(b: &[u8], k: usize, n: usize, signed: bool) -> Result<PackedQB, String> {
         let k4 = k.div_ceil(4);
         let strips = n.div_ceil(NR);
-        let mut data = vec![0u32; strips * k4 * NR];
-        let mut colsum = vec![0i32; n];
+        let words = strips
+            .checked_mul(k4 * NR)
+            .ok_or("packed integer weights overflow")?;
+        let mut data = try_vec(words, 0u32, "packed integer weights")?;
+        let mut colsum = try_vec(n, 0i32, "packed integer weights")?;
         let conv = |v: u8| -> i8 {
             if signed {
                 v as i8
@@ -54,14 +59,14 @@ impl PackedQB {
                 *w |= (v as u8 as u32) << (8 * (t % 4));
             }
         }
-        PackedQB {
+        Ok(PackedQB {
             k,
             n,
             k4,
             data,
             colsum,
             shift: if signed { 0 } else { -128 },
-        }
+        })
     }
 }
 
@@ -87,10 +92,10 @@ pub struct PackedQA {
 impl PackedQA {
     /// # Safety
     /// `a` addresses `m × k` bytes, row-major.
-    pub unsafe fn pack(a: *const u8, m: usize, k: usize, signed: bool) -> PackedQA {
+    pub unsafe fn pack(a: *const u8, m: usize, k: usize, signed: bool) -> Result<PackedQA, String> {
         let k4 = k.div_ceil(4);
-        let mut data = vec![0u32; m * k4];
-        let mut rowsum = vec![0i32; m];
+        let mut data = try_vec(m * k4, 0u32, "packed integer activations")?;
+        let mut rowsum = try_vec(m, 0i32, "packed integer activations")?;
         let x = if signed { 0x80u8 } else { 0 };
         for r in 0..m {
             let row = std::slice::from_raw_parts(a.add(r * k), k);
@@ -107,13 +112,13 @@ impl PackedQA {
             }
             rowsum[r] = s;
         }
-        PackedQA {
+        Ok(PackedQA {
             m,
             k4,
             data,
             rowsum,
             shift: if signed { 128 } else { 0 },
-        }
+        })
     }
 }
 
@@ -331,8 +336,8 @@ mod tests {
                 let za: Vec<u8> = (0..m).map(|_| lcg(&mut seed)).collect();
                 let zb: Vec<u8> = (0..n).map(|_| lcg(&mut seed)).collect();
                 let val = |v: u8, s: bool| if s { v as i8 as i64 } else { v as i64 };
-                let pa = unsafe { PackedQA::pack(a.as_ptr(), m, k, sa) };
-                let pb = PackedQB::pack(&b, k, n, sb);
+                let pa = unsafe { PackedQA::pack(a.as_ptr(), m, k, sa) }.unwrap();
+                let pb = PackedQB::pack(&b, k, n, sb).unwrap();
                 let zav: Vec<i32> = za.iter().map(|&v| val(v, sa) as i32 + pa.shift).collect();
                 let zbv: Vec<i32> = zb.iter().map(|&v| val(v, sb) as i32 + pb.shift).collect();
                 let mut y = vec![0i32; m * n];

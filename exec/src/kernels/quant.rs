@@ -260,7 +260,7 @@ pub struct IntMatMulArgs {
 impl IntMatMul {
     /// # Safety
     /// Pointers hold the geometry's sizes; `y` `pairs.len()·m·n` outputs.
-    pub unsafe fn run(&self, p: &IntMatMulArgs, y: *mut u8) {
+    pub unsafe fn run(&self, p: &IntMatMulArgs, y: *mut u8) -> Result<(), String> {
         if let Some(packed) = &self.packed {
             return self.run_packed(packed, p, y);
         }
@@ -303,6 +303,7 @@ impl IntMatMul {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -361,7 +362,12 @@ impl QOut for PackedOut<'_> {
 }
 
 impl IntMatMul {
-    unsafe fn run_packed(&self, packed: &[PackedQB], p: &IntMatMulArgs, y: *mut u8) {
+    unsafe fn run_packed(
+        &self,
+        packed: &[PackedQB],
+        p: &IntMatMulArgs,
+        y: *mut u8,
+    ) -> Result<(), String> {
         let (m, k, n) = (self.m, self.k, self.n);
         let a_signed = self.a_dt == DType::I8;
         let zps = |z: Option<(DType, usize)>, ptr: *const u8, shift: i32| -> Vec<i32> {
@@ -372,7 +378,7 @@ impl IntMatMul {
         };
         for (bi, &(ia, ib)) in self.pairs.iter().enumerate() {
             let pb = &packed[ib];
-            let pa = PackedQA::pack(p.a.add(ia * m * k), m, k, a_signed);
+            let pa = PackedQA::pack(p.a.add(ia * m * k), m, k, a_signed)?;
             let za = zps(self.za, p.za, pa.shift);
             let zb = zps(self.zb, p.zb, pb.shift);
             let out = PackedOut {
@@ -383,6 +389,7 @@ impl IntMatMul {
             };
             igemm(&pa, pb, &ZeroPoints { za: &za, zb: &zb }, &out);
         }
+        Ok(())
     }
 }
 
@@ -448,7 +455,7 @@ mod tests {
             sy: null,
             zy: None,
         };
-        unsafe { mm.run(&args, y.as_mut_ptr() as _) };
+        unsafe { mm.run(&args, y.as_mut_ptr() as _) }.unwrap();
         assert_eq!(y, [4]);
     }
 }
