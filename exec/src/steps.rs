@@ -12,7 +12,8 @@ use crate::kernels::index::{
 use crate::kernels::movement::{GatherGeom, StridedCopy};
 use crate::kernels::norm::{BatchNorm, NormRows};
 use crate::kernels::pool::Pool;
-use crate::kernels::quant::{dynamic_quantize, IntMatMul, IntMatMulArgs, QLinear};
+use crate::kernels::qmatmul::{IntMatMul, IntMatMulArgs, Role};
+use crate::kernels::quant::{dynamic_quantize, QLinear};
 use crate::kernels::resize::ResizePlan;
 use crate::plan::Buf;
 use serde::{Deserialize, Serialize};
@@ -135,11 +136,10 @@ pub enum ExtOp {
         dt: DType,
         n: usize,
     },
-    /// `ports[p]`: the argument index of input port `p` (None when absent).
+    /// `roles[i]`: what argument `i` is.
     IntMatMul {
         mm: IntMatMul,
-        ports: Vec<Option<usize>>,
-        q: bool,
+        roles: Vec<Role>,
     },
     /// An op run by the reference evaluator (ops without a kernel of their own).
     Reference(crate::kernels::reference::RefOp),
@@ -182,34 +182,8 @@ impl ExtOp {
                 q.run(in0()?, *ins.get(1).ok_or("missing scale")?, z, outs[0])
             }
             ExtOp::DynQuant { dt, n } => dynamic_quantize(in0()?, *dt, *n, outs)?,
-            ExtOp::IntMatMul { mm, ports, q } => {
-                let at = |p: usize| {
-                    ports
-                        .get(p)
-                        .copied()
-                        .flatten()
-                        .and_then(|i| ins.get(i).copied())
-                        .unwrap_or(std::ptr::null())
-                };
-                let (pa, pb, pza, pzb) = if *q { (0, 3, 2, 5) } else { (0, 1, 2, 3) };
-                let zy = mm
-                    .requant
-                    .as_ref()
-                    .and_then(|r| Some((r.out_dt, at(7))).filter(|(_, p)| !p.is_null()));
-                let args = IntMatMulArgs {
-                    a: at(pa),
-                    b: at(pb),
-                    za: at(pza),
-                    zb: at(pzb),
-                    sa: at(1),
-                    sb: at(4),
-                    sy: at(6),
-                    zy,
-                };
-                if args.a.is_null() || args.b.is_null() {
-                    return Err("missing matrix input".into());
-                }
-                mm.run(&args, outs[0])?
+            ExtOp::IntMatMul { mm, roles } => {
+                mm.run(&IntMatMulArgs::from_roles(roles, &ins), outs[0])?
             }
             ExtOp::Reference(r) => r.run(&ins, outs)?,
             ExtOp::Conv { geom, ukr } => {

@@ -285,6 +285,7 @@ pub static OPS: &[OpEntry] = ops! {
     ["com.microsoft"] "GroupQueryAttention" 1..=1 => contrib::group_query_attention;
     ["com.microsoft"] "RotaryEmbedding" 1..=1 => contrib::rotary_embedding;
     ["com.microsoft"] "MatMulNBits" 1..=1 => contrib::matmul_nbits;
+    ["com.microsoft"] "MatMulIntegerToFloat" 1..=1 => quant::matmul_integer_to_float;
 };
 
 /// Whether a node domain is the default ONNX domain.

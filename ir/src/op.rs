@@ -547,6 +547,13 @@ pub enum Op {
     MatMulInteger,
     /// `a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp → y`
     QLinearMatMul,
+    /// com.microsoft `MatMulIntegerToFloat`: `a, b, a_scale, b_scale, a_zero_point?,
+    /// b_zero_point?, bias? → y` in the scales' float type. `y = f(Σ (a − za)(b − zb)) ·
+    /// (a_scale · b_scale) + bias`, each step rounded to that type as MatMulInteger → Cast →
+    /// Mul → Add computes it op by op (a_scale per tensor; b_scale, b_zero_point and bias
+    /// per tensor or per column of b), then `activation` (`Linear` for the contrib op; other
+    /// activations only from `fuse-int-matmul`, exported as the op and the activation).
+    MatMulIntegerToFloat { activation: Activation },
 
     // ---- losses, recurrent and sequence-model ops (attributes in `op_seq.rs`) ----
     /// `input [N,C,d...], target [N,d...] (integer), weight? [C] → loss` (target's shape,

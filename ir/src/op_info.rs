@@ -65,6 +65,7 @@ impl Op {
             Op::QuantizeLinear { .. } | Op::DequantizeLinear { .. } => range(2, 3),
             Op::MatMulInteger => range(2, 4),
             Op::QLinearMatMul => fixed(8),
+            Op::MatMulIntegerToFloat { .. } => range(4, 7),
             Op::FusedMatMul { .. } => range(2, 4),
             Op::Attention { .. } => range(3, 4),
             Op::AddNorm { .. } => range(3, 5),
@@ -197,6 +198,7 @@ impl Op {
             | Op::DequantizeLinear { .. }
             | Op::MatMulInteger
             | Op::QLinearMatMul
+            | Op::MatMulIntegerToFloat { .. }
             | Op::FusedMatMul { .. }
             | Op::Attention { .. } => (1, 1),
             Op::AddNorm { .. } => (1, 2),

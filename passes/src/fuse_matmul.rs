@@ -19,7 +19,9 @@
 //! (PASSES.md §6): ByteTransformer `gemm_bias_gelu`; DeepSpeed `bias_gelu`,
 //! `fused_gemm_gelu`; ONNX Runtime `FusedMatMul`/`BiasGelu`/`FastGelu`.
 
-use crate::rewrite::{new_node, remove_dead_from, replace_value, single_consumer, Namer};
+use crate::rewrite::{
+    new_node, other_operand, remove_dead_from, replace_value, single_consumer, Namer,
+};
 use crate::{Changed, PassContext};
 use whittle_ir::{Activation, BinaryOp, Graph, IrError, NodeId, Op, UnaryOp, Value};
 
@@ -35,19 +37,11 @@ struct Match {
 
 /// `(other operand)` if node `id` is `Add(v, other)` or `Add(other, v)`.
 fn add_other(g: &Graph, id: NodeId, v: Value) -> Option<Value> {
-    if g.node(id).op != Op::Binary(BinaryOp::Add) {
-        return None;
-    }
-    let (x, y) = (g.input(id, 0)?, g.input(id, 1)?);
-    match (x == v, y == v) {
-        (true, false) => Some(y),
-        (false, true) => Some(x),
-        _ => None,
-    }
+    other_operand(g, id, BinaryOp::Add, v)
 }
 
 /// The activation applied to `z` by its readers, and the value it produces.
-fn activation_after(g: &Graph, z: Value) -> Option<(Activation, Value)> {
+pub(crate) fn activation_after(g: &Graph, z: Value) -> Option<(Activation, Value)> {
     if let Some((id, _)) = single_consumer(g, z) {
         let act = match g.node(id).op {
             Op::Unary(UnaryOp::Relu) => Activation::Relu,

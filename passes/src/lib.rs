@@ -16,6 +16,7 @@ mod fold_bn_site;
 mod fold_shapes;
 mod fuse_add_norm;
 mod fuse_attention;
+mod fuse_int_matmul;
 mod fuse_matmul;
 mod fuse_qkv;
 mod manager;
@@ -35,6 +36,7 @@ pub use fold_bn::fold_bn;
 pub use fold_shapes::fold_shapes;
 pub use fuse_add_norm::fuse_add_norm;
 pub use fuse_attention::fuse_attention;
+pub use fuse_int_matmul::fuse_int_matmul;
 pub use fuse_matmul::fuse_matmul;
 pub use fuse_qkv::fuse_qkv;
 pub use manager::{

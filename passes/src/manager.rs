@@ -90,6 +90,7 @@ pub const PASS_NAMES: &[&str] = &[
     "ln-to-rmsnorm",
     "crmsnorm",
     "fuse-attention",
+    "fuse-int-matmul",
     "fuse-matmul",
     "fuse-qkv",
     "fuse-add-norm",
@@ -128,6 +129,7 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
         "ln-to-rmsnorm" => crate::ln_to_rmsnorm,
         "crmsnorm" => crate::crmsnorm,
         "fuse-attention" => crate::fuse_attention,
+        "fuse-int-matmul" => crate::fuse_int_matmul,
         "fuse-matmul" => crate::fuse_matmul,
         "fuse-qkv" => crate::fuse_qkv,
         "fuse-add-norm" => crate::fuse_add_norm,
@@ -143,8 +145,8 @@ pub fn pass_by_name(name: &str) -> Result<Box<dyn Pass>, PassError> {
 }
 
 /// The passes of [`Pipeline::exact`].
-const EXACT: &str = "remove-identity,const-fold,canonicalize,fold-bn,const-fold,cse,\
-                     fuse-attention,fuse-add-norm,fuse-matmul,fuse-qkv,dce";
+const EXACT: &str = "remove-identity,fuse-int-matmul,const-fold,canonicalize,fold-bn,const-fold,\
+                     cse,fuse-int-matmul,fuse-attention,fuse-add-norm,fuse-matmul,fuse-qkv,dce";
 
 /// An ordered list of passes.
 pub struct Pipeline {
@@ -153,7 +155,8 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// The exact (E0/E1) pipeline: clean up first (so patterns see folded constants and
-    /// no Identity nodes), recognise composite ops, fold BatchNorms, clean up again, then
+    /// no Identity nodes; integer products are fused before constant folding would turn
+    /// their weights' DequantizeLinear into f32 weights), recognise composite ops, fold BatchNorms, clean up again, then
     /// fuse attention and GEMM epilogues (last: the fused ops hide the patterns above).
     pub fn exact() -> Pipeline {
         Pipeline::parse(EXACT).expect("built-in pipeline names are valid")

@@ -6,7 +6,7 @@
 use std::collections::HashSet;
 use std::fmt::Write;
 use std::sync::Arc;
-use whittle_ir::{DType, Graph, Node, NodeId, Op, Tensor, TensorType, Value, ValueInfo};
+use whittle_ir::{BinaryOp, DType, Graph, Node, NodeId, Op, Tensor, TensorType, Value, ValueInfo};
 
 /// The node that produces `v`.
 pub fn producer(g: &Graph, v: Value) -> &Node {
@@ -71,6 +71,19 @@ pub fn scalar_operand(g: &Graph, id: NodeId) -> Option<(f64, Value, bool)> {
         return Some((c, a, false));
     }
     scalar_const(g, a).map(|c| (c, b, true))
+}
+
+/// The other operand of a `Binary(op)` node `id` that reads `v` on exactly one side.
+pub fn other_operand(g: &Graph, id: NodeId, op: BinaryOp, v: Value) -> Option<Value> {
+    if g.node(id).op != Op::Binary(op) {
+        return None;
+    }
+    let (x, y) = (g.input(id, 0)?, g.input(id, 1)?);
+    match (x == v, y == v) {
+        (true, false) => Some(y),
+        (false, true) => Some(x),
+        _ => None,
+    }
 }
 
 /// Relative closeness for matching constants written in f32.

@@ -8,7 +8,8 @@ in the layout of the ONNX node tests, with onnxruntime's outputs as the expected
 Each case is OUTDIR/NAME/model.onnx and OUTDIR/NAME/test_data_set_0/{input,output}_N.pb,
 plus OUTDIR/index.tsv (the columns of generate.py's). The cases cover the forms exporters
 and onnxruntime's tools write: MatMulNBits (2/4/8 bits, K not a multiple of the block,
-packed and unpacked zero points, bias), MultiHeadAttention (bias, key padding mask,
+packed and unpacked zero points, bias), MatMulIntegerToFloat (u8/i8 pairings, per-tensor
+or per-column scales and zero points, bias), MultiHeadAttention (bias, key padding mask,
 attention bias, cross attention, KV cache, causal, custom scale, BNSH key/value),
 GroupQueryAttention (prompt, decode, chunk, packed QKV, rotary, local window, softcap,
 multi-query, attention bias) and RotaryEmbedding (3-D and 4-D input, position ids or a start offset, interleaved, partial
@@ -28,7 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 MS = "com.microsoft"
 HERE = os.path.dirname(os.path.abspath(__file__))
 NP2ONNX = {np.float32: TensorProto.FLOAT, np.int64: TensorProto.INT64,
-           np.int32: TensorProto.INT32, np.uint8: TensorProto.UINT8}
+           np.int32: TensorProto.INT32, np.uint8: TensorProto.UINT8, np.int8: TensorProto.INT8}
 
 
 def tinfo(name: str, a: np.ndarray):
@@ -91,6 +92,32 @@ def matmul_nbits(name, seed, a_shape, k, n, bits, block, zp=None, bias=False):
     attrs = dict(K=k, N=n, bits=bits, block_size=block)
     c = Case(name, "MatMulNBits", {"A": f32(r, *a_shape)}, ["Y"], attrs, consts)
     return c.ports(*order)
+
+
+# ------------------------------------------------------------------ MatMulIntegerToFloat
+def matmul_integer_to_float(name, seed, a_shape, n, a_dt=np.uint8, b_dt=np.int8,
+                            per_column=True, zps=True, bias=True):
+    r = rng(seed)
+    k = a_shape[-1]
+    lim = lambda dt: (0, 256) if dt == np.uint8 else (-128, 128)
+    ins = {"A": r.integers(*lim(a_dt), a_shape, dtype=a_dt),
+           "a_scale": np.array(r.uniform(0.01, 0.05), np.float32)}
+    # An s8 B stays within ±64: onnxruntime's AVX2 u8×s8 kernel (vpmaddubsw) saturates its
+    # i16 pair sums beyond that, so on CPUs without VNNI its results are not the op's (the
+    # op battery checks full-range B, exactly, against ir::eval).
+    b_lim = (-64, 64) if b_dt == np.int8 else lim(b_dt)
+    consts = {"B": r.integers(*b_lim, (k, n), dtype=b_dt),
+              "b_scale": f32(r, n if per_column else 1, lo=0.001, hi=0.02).reshape(
+                  (n,) if per_column else ())}
+    order = ["A", "B", "a_scale", "b_scale"]
+    if zps:
+        ins["a_zp"] = np.array(r.integers(*lim(a_dt)), a_dt)
+        consts["b_zp"] = r.integers(*lim(b_dt), (n,) if per_column else (), dtype=b_dt)
+        order += ["a_zp", "b_zp"]
+    if bias:
+        consts["bias"] = f32(r, n)
+        order += [""] * (6 - len(order)) + ["bias"]
+    return Case(name, "MatMulIntegerToFloat", ins, ["Y"], {}, consts).ports(*order)
 
 
 # ------------------------------------------------------------------ MultiHeadAttention
@@ -214,6 +241,13 @@ def cases() -> list[Case]:
         matmul_nbits("contrib_matmulnbits_4bit_float_zp", 3, (3, 64), 64, 8, 4, 32, zp="float"),
         matmul_nbits("contrib_matmulnbits_8bit_zp", 4, (2, 48), 48, 10, 8, 16, zp="packed"),
         matmul_nbits("contrib_matmulnbits_2bit", 5, (4, 32), 32, 6, 2, 16, zp="packed"),
+        matmul_integer_to_float("contrib_matmulintegertofloat_u8s8", 6, (2, 9, 70), 40),
+        matmul_integer_to_float("contrib_matmulintegertofloat_u8u8_per_tensor", 7, (5, 33), 17,
+                                b_dt=np.uint8, per_column=False),
+        matmul_integer_to_float("contrib_matmulintegertofloat_s8s8_no_zp", 8, (3, 16), 8,
+                                a_dt=np.int8, zps=False),
+        matmul_integer_to_float("contrib_matmulintegertofloat_no_bias", 9, (4, 12), 5,
+                                bias=False),
         mha("contrib_mha_self", 10),
         mha("contrib_mha_bias_key_padding_mask", 11, bias=True, kpm=True),
         mha("contrib_mha_attention_bias_scale", 12, ab=True, scale=0.3),

@@ -13,7 +13,7 @@ use proptest::sample::select;
 use rand::rngs::StdRng;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::Rng;
-use whittle_ir::{AutoPad, DType, Op, PadMode, Tensor, Value, Window};
+use whittle_ir::{Activation, AutoPad, DType, GeluApprox, Op, PadMode, Tensor, Value, Window};
 
 // ---- movement ----
 
@@ -669,5 +669,53 @@ proptest! {
             c.op(Op::MatMulInteger, &[Some(av), Some(bv), zav, zbv], 1)[0]
         };
         c.check(&[y], EXACT)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(cfg(48))]
+
+    /// MatMulIntegerToFloat (what `fuse-int-matmul` makes of MatMulInteger → Cast → Mul →
+    /// Add and of MatMul over DequantizeLinear): a constant B (packed at compile time) or a
+    /// run-time B (packed per call), every u8/i8 pairing, b_scale, b_zero_point and bias
+    /// per tensor or per column, a_scale and a_zero_point run-time inputs as
+    /// DynamicQuantizeLinear gives them, ragged sizes around the tiles. Bit for bit, and
+    /// with a fused activation within f32 rounding.
+    #[test]
+    fn matmul_integer_to_float(lead in 0usize..=1, m in 1usize..=19, k in 1usize..=70,
+                               n in 1usize..=40, a_signed in any::<bool>(),
+                               b_signed in any::<bool>(), b_const in any::<bool>(),
+                               per_col in any::<bool>(), za_kind in 0usize..2,
+                               zb_kind in 0usize..3, bias_kind in 0usize..3,
+                               act in select(vec![Activation::Linear, Activation::Linear,
+                                   Activation::Relu, Activation::Gelu(GeluApprox::None),
+                                   Activation::Gelu(GeluApprox::Tanh), Activation::Silu]),
+                               seed in any::<u64>()) {
+        let mut r = common::rng(seed);
+        let bytes = |s: bool| if s { (DType::I8, -128, 127) } else { (DType::U8, 0, 255) };
+        let (adt, alo, ahi) = bytes(a_signed);
+        let (bdt, blo, bhi) = bytes(b_signed);
+        let mut c = Case::new();
+        let av = c.input("a", ints(&mut r, adt, &[vec![2; lead], vec![m, k]].concat(), alo, ahi));
+        let bt = ints(&mut r, bdt, &[k, n], blo, bhi);
+        let bv = if b_const { c.konst("b", bt) } else { c.input("b", bt) };
+        let cols = |kind: usize| if kind == 2 { vec![n] } else { vec![] };
+        let sa = { let t = f32s(&mut r, &[], 0.001, 0.1); c.input("sa", t) };
+        let sb_shape = if per_col { vec![n] } else { vec![] };
+        // With an activation, |a·b·scale| ≤ 8 for any codes: the activation kernels' error
+        // is absolute (≈ 1e-7·|x|, epilogue.rs), so the check stays tight.
+        let sb_hi = if act == Activation::Linear { 0.1 } else { 8.0 / (0.1 * 65025.0 * k as f32) };
+        let sb = { let t = f32s(&mut r, &sb_shape, sb_hi / 100.0, sb_hi); c.konst("sb", t) };
+        let za = (za_kind > 0).then(|| { let t = ints(&mut r, adt, &[], alo, ahi); c.input("za", t) });
+        let zb = (zb_kind > 0).then(|| { let t = ints(&mut r, bdt, &cols(zb_kind), blo, bhi);
+                                         c.konst("zb", t) });
+        let bias_shape = if bias_kind == 2 { vec![n] } else { vec![1] };
+        let bias = (bias_kind > 0).then(|| { let t = f32s(&mut r, &bias_shape, -1.0, 1.0);
+                                             c.konst("bias", t) });
+        let ins = [Some(av), Some(bv), Some(sa), Some(sb), za, zb, bias];
+        let y = c.op(Op::MatMulIntegerToFloat { activation: act }, &ins, 1)[0];
+        // The product, scale and bias are exact; an activation rounds as its kernel does.
+        let tol = if act == Activation::Linear { EXACT } else { Tol { rtol: 1e-5, atol: 2e-6 } };
+        c.check(&[y], tol)?;
     }
 }

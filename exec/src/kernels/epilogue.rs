@@ -99,37 +99,11 @@ pub fn activate(act: Activation, y: &mut [f32]) {
     }
 }
 
-/// Picks the widest clone of `$impl_fn` the CPU runs.
-macro_rules! multiversion {
-    ($name:ident, $impl_fn:ident, ($($arg:ident: $ty:ty),*)) => {
-        pub fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                unsafe fn v512($($arg: $ty),*) { $impl_fn($($arg),*) }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn v256($($arg: $ty),*) { $impl_fn($($arg),*) }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has the features the clone was compiled for.
-                    return unsafe { v512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: as above.
-                    return unsafe { v256($($arg),*) };
-                }
-            }
-            $impl_fn($($arg),*)
-        }
-    };
-}
-
-multiversion!(relu, relu_impl, (y: &mut [f32]));
-multiversion!(gelu_erf, gelu_erf_impl, (y: &mut [f32]));
-multiversion!(gelu_tanh, gelu_tanh_impl, (y: &mut [f32]));
-multiversion!(silu, silu_impl, (y: &mut [f32]));
-multiversion!(add_assign, add_assign_impl, (y: &mut [f32], r: &[f32]));
+multiversion!(pub relu, relu_impl, (y: &mut [f32]));
+multiversion!(pub gelu_erf, gelu_erf_impl, (y: &mut [f32]));
+multiversion!(pub gelu_tanh, gelu_tanh_impl, (y: &mut [f32]));
+multiversion!(pub silu, silu_impl, (y: &mut [f32]));
+multiversion!(pub add_assign, add_assign_impl, (y: &mut [f32], r: &[f32]));
 
 #[inline(always)]
 fn relu_impl(y: &mut [f32]) {

@@ -174,36 +174,11 @@ fn reduce_rows_impl(x: &[f32], y: &mut [f32], cols: usize, scale: f32) {
     }
 }
 
-macro_rules! multiversion {
-    ($name:ident, $impl_fn:ident, ($($arg:ident: $ty:ty),*)) => {
-        pub(crate) fn $name($($arg: $ty),*) {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx2,fma")]
-                unsafe fn v512($($arg: $ty),*) { $impl_fn($($arg),*) }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn v256($($arg: $ty),*) { $impl_fn($($arg),*) }
-                if std::arch::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: the CPU has the features the clone was compiled for.
-                    return unsafe { v512($($arg),*) };
-                }
-                if std::arch::is_x86_feature_detected!("avx2")
-                    && std::arch::is_x86_feature_detected!("fma")
-                {
-                    // SAFETY: as above.
-                    return unsafe { v256($($arg),*) };
-                }
-            }
-            $impl_fn($($arg),*)
-        }
-    };
-}
-
-multiversion!(layer_norm_rows, layer_norm_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, gamma: &[f32], beta: Option<&[f32]>, eps: f32));
-multiversion!(rms_norm_rows, rms_norm_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, gamma: &[f32], eps: f32));
-multiversion!(add_rows, add_rows_impl, (x: &[f32], r: &[f32], bias: Option<&[f32]>, s: &mut [f32], cols: usize));
-multiversion!(softmax_rows, softmax_rows_impl, (x: &[f32], y: &mut [f32], cols: usize));
-multiversion!(reduce_rows, reduce_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, scale: f32));
+multiversion!(pub(crate) layer_norm_rows, layer_norm_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, gamma: &[f32], beta: Option<&[f32]>, eps: f32));
+multiversion!(pub(crate) rms_norm_rows, rms_norm_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, gamma: &[f32], eps: f32));
+multiversion!(pub(crate) add_rows, add_rows_impl, (x: &[f32], r: &[f32], bias: Option<&[f32]>, s: &mut [f32], cols: usize));
+multiversion!(pub(crate) softmax_rows, softmax_rows_impl, (x: &[f32], y: &mut [f32], cols: usize));
+multiversion!(pub(crate) reduce_rows, reduce_rows_impl, (x: &[f32], y: &mut [f32], cols: usize, scale: f32));
 
 /// Rows per task: enough work (≥ 16k elements) to pay for the hand-off.
 fn min_rows(cols: usize) -> usize {

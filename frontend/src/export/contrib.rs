@@ -1,6 +1,6 @@
 //! Exporter pieces of the onnxruntime contrib ops without an IR equivalent: `BiasGelu`
 //! becomes standard `Add` + `Gelu` (decomposed below opset 20); `ScaledMatMul`,
-//! `EmbedLayerNorm`, `QkvAttention`, `MultiHeadAttention` and `MatMulNBits` are written back
+//! `EmbedLayerNorm`, `QkvAttention`, `MultiHeadAttention`, `MatMulNBits` and `MatMulIntegerToFloat` are written back
 //! as com.microsoft nodes (`FusedMatMul`, `EmbedLayerNormalization`, `Attention`, ...), which
 //! onnxruntime runs; so is a `RotaryEmbedding` in com.microsoft's form ([`rotary`]).
 
@@ -8,7 +8,7 @@ use super::fused::Emitter;
 use super::ops::{attr_f, attr_i, attr_ints};
 use super::{decompose, Namer};
 use crate::proto::{AttributeProto, GraphProto, NodeProto};
-use whittle_ir::{DType, GeluApprox, Op};
+use whittle_ir::{Activation, DType, GeluApprox, Op};
 
 /// The domain of the contrib ops.
 pub(super) const MS_DOMAIN: &str = "com.microsoft";
@@ -24,6 +24,7 @@ pub(super) fn handles(op: &Op) -> bool {
             | Op::MultiHeadAttention(_)
             | Op::GroupQueryAttention(_)
             | Op::MatMulNBits(_)
+            | Op::MatMulIntegerToFloat { .. }
     )
 }
 
@@ -222,6 +223,26 @@ pub(super) fn export(
             ];
             let order = (0..6).map(Some).collect::<Vec<_>>();
             ms_node(gp, "MatMulNBits", reorder(ins, &order), outs.to_vec(), a);
+        }
+        Op::MatMulIntegerToFloat { activation } => {
+            let order = (0..7).map(Some).collect::<Vec<_>>();
+            let linear = *activation == Activation::Linear;
+            let y = if linear {
+                outs[0].clone()
+            } else {
+                nm.fresh(&format!("{name}_product"))
+            };
+            ms_node(
+                gp,
+                "MatMulIntegerToFloat",
+                reorder(ins, &order),
+                vec![y.clone()],
+                vec![],
+            );
+            if !linear {
+                let mut e = Emitter::new(gp, nm, name);
+                super::fused::emit_activation(&mut e, *activation, dtype, y, Some(&outs[0]), opset);
+            }
         }
         _ => {}
     }

@@ -91,11 +91,27 @@ pub(super) fn expand_fused_matmul(
     if let Some(bias) = bias {
         y = e.node("Add", vec![y, bias], target(1), vec![]);
     }
+    y = emit_activation(&mut e, activation, dtype, y, target(2), opset);
+    if let Some(res) = res {
+        e.node("Add", vec![y, res], Some(out), vec![]);
+    }
+}
+
+/// `activation(y)` as standard ops, written to `out` (a fresh name when `None`); returns
+/// the result's name (`y` itself for `Linear`).
+pub(super) fn emit_activation(
+    e: &mut Emitter,
+    activation: Activation,
+    dtype: DType,
+    y: String,
+    out: Option<&str>,
+    opset: i64,
+) -> String {
     match activation {
-        Activation::Linear => {}
-        Activation::Relu => y = e.node("Relu", vec![y], target(2), vec![]),
+        Activation::Linear => y,
+        Activation::Relu => e.node("Relu", vec![y], out, vec![]),
         Activation::Gelu(mode) if opset < super::decompose::GELU => {
-            y = super::decompose::gelu(&mut e, mode, dtype, &y, target(2));
+            super::decompose::gelu(e, mode, dtype, &y, out)
         }
         Activation::Gelu(mode) => {
             let s = if mode == GeluApprox::Tanh {
@@ -103,15 +119,12 @@ pub(super) fn expand_fused_matmul(
             } else {
                 "none"
             };
-            y = e.node("Gelu", vec![y], target(2), vec![attr_s("approximate", s)]);
+            e.node("Gelu", vec![y], out, vec![attr_s("approximate", s)])
         }
         Activation::Silu => {
             let s = e.node("Sigmoid", vec![y.clone()], None, vec![]);
-            y = e.node("Mul", vec![y, s], target(2), vec![]);
+            e.node("Mul", vec![y, s], out, vec![])
         }
-    }
-    if let Some(res) = res {
-        e.node("Add", vec![y, res], Some(out), vec![]);
     }
 }
 

@@ -574,7 +574,8 @@ pub(crate) fn onnx_form(
         | Op::QkvAttention(_)
         | Op::MultiHeadAttention(_)
         | Op::GroupQueryAttention(_)
-        | Op::MatMulNBits(_) => return None,
+        | Op::MatMulNBits(_)
+        | Op::MatMulIntegerToFloat { .. } => return None,
     };
     Some((ty, a))
 }

@@ -18,6 +18,7 @@
 //! | GroupQueryAttention | `GroupQueryAttention` |
 //! | RotaryEmbedding | `RotaryEmbedding` (ports reordered; position_ids may be a start offset) |
 //! | MatMulNBits | `MatMulNBits` |
+//! | MatMulIntegerToFloat | `MatMulIntegerToFloat` (built in `quant.rs`) |
 //!
 //! Outputs that only training or debugging reads (the normalizations' mean and inverse
 //! standard deviation) and key/value caches are refused by name when a model names them.

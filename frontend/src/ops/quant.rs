@@ -1,5 +1,5 @@
 //! Builders for quantization ops: QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear,
-//! MatMulInteger, QLinearMatMul.
+//! MatMulInteger, QLinearMatMul and com.microsoft's MatMulIntegerToFloat.
 
 use super::{BuildResult, NodeCtx};
 use whittle_ir::Op;
@@ -40,6 +40,14 @@ pub(crate) fn dynamic_quantize_linear(cx: &NodeCtx) -> BuildResult {
 
 pub(crate) fn matmul_integer(cx: &NodeCtx) -> BuildResult {
     cx.same_inputs(Op::MatMulInteger)
+}
+
+/// com.microsoft MatMulIntegerToFloat: `A, B, a_scale, b_scale, a_zero_point?,
+/// b_zero_point?, bias? → Y`.
+pub(crate) fn matmul_integer_to_float(cx: &NodeCtx) -> BuildResult {
+    cx.same_inputs(Op::MatMulIntegerToFloat {
+        activation: whittle_ir::Activation::Linear,
+    })
 }
 
 pub(crate) fn qlinear_matmul(cx: &NodeCtx) -> BuildResult {

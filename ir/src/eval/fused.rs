@@ -18,7 +18,20 @@ pub fn fused_matmul(activation: Activation, ins: &[Option<&Tensor>]) -> OpResult
     if let Some(bias) = opt(ins, 2) {
         y = add(&y, bias)?;
     }
-    y = match activation {
+    y = one(activate(activation, vec![y]))?;
+    if let Some(res) = opt(ins, 3) {
+        y = add(&y, res)?;
+    }
+    Ok(vec![y])
+}
+
+/// `activation` applied to the one output in `y`, as the ops it stands for compute it.
+pub fn activate(activation: Activation, y: Vec<Tensor>) -> OpResult {
+    let one = |r: OpResult| -> Result<Tensor, String> {
+        r?.into_iter().next().ok_or_else(|| "no output".to_string())
+    };
+    let y = y.into_iter().next().ok_or("no output")?;
+    let out = match activation {
         Activation::Linear => y,
         Activation::Relu => one(elementwise::unary(UnaryOp::Relu, &[Some(&y)]))?,
         Activation::Gelu(mode) => one(elementwise::gelu(mode, &[Some(&y)]))?,
@@ -27,10 +40,7 @@ pub fn fused_matmul(activation: Activation, ins: &[Option<&Tensor>]) -> OpResult
             one(elementwise::binary(BinaryOp::Mul, &[Some(&y), Some(&s)]))?
         }
     };
-    if let Some(res) = opt(ins, 3) {
-        y = add(&y, res)?;
-    }
-    Ok(vec![y])
+    Ok(vec![out])
 }
 
 /// `sum = (x + bias) + residual`, then LayerNorm (or RMSNorm) of it over the last axis: the

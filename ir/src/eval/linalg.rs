@@ -228,6 +228,55 @@ pub fn matmul_integer(ins: &[Option<&Tensor>]) -> OpResult {
     Ok(vec![int_tensor(DType::I32, p.out_shape, &out)?])
 }
 
+/// com.microsoft MatMulIntegerToFloat: the i32 product (as MatMulInteger wraps it), cast to
+/// the scales' type, times `a_scale · b_scale` (rounded to that type), plus the bias.
+pub fn matmul_integer_to_float(ins: &[Option<&Tensor>]) -> OpResult {
+    let a = req(ins, 0, "A")?;
+    let b = req(ins, 1, "B")?;
+    let a_scale = req(ins, 2, "a_scale")?;
+    let b_scale = req(ins, 3, "b_scale")?;
+    for (t, what) in [(a, "A"), (b, "B")] {
+        if !matches!(t.dtype(), DType::U8 | DType::I8) {
+            return Err(format!("{what} must be uint8 or int8, got {}", t.dtype()));
+        }
+    }
+    let sdt = a_scale.dtype();
+    if b_scale.dtype() != sdt {
+        return Err(format!(
+            "a_scale is {sdt} but b_scale is {}",
+            b_scale.dtype()
+        ));
+    }
+    let p = matmul_plan(a.shape(), b.shape())?;
+    let x = centered(a, opt(ins, 4), true)?;
+    let y = centered(b, opt(ins, 5), false)?;
+    let c = matmul_core(&p, &x, &y);
+    let sa = scales(a_scale, 1, "a_scale")?;
+    let sb = scales(b_scale, p.n, "b_scale")?;
+    let bias = match opt(ins, 6) {
+        Some(t) if t.dtype() != sdt => {
+            return Err(format!("bias is {} but the scales are {sdt}", t.dtype()))
+        }
+        Some(t) => Some(scales(t, p.n, "bias")?),
+        None => None,
+    };
+    let pick = |v: &[f64], col: usize| if v.len() == 1 { v[0] } else { v[col] };
+    let out: Vec<f64> = c
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let col = i % p.n.max(1);
+            let scale = round_to(sdt, sa[0] * pick(&sb, col));
+            let y = round_to(sdt, round_to(sdt, v as i32 as f64) * scale);
+            match &bias {
+                Some(bv) => round_to(sdt, y + pick(bv, col)),
+                None => y,
+            }
+        })
+        .collect();
+    Ok(vec![Tensor::from_f64(sdt, p.out_shape, &out)])
+}
+
 /// Scale values of a quantization parameter as f64, checked to be 1 or `n` long.
 pub(crate) fn scales(t: &Tensor, n: usize, what: &str) -> Result<Vec<f64>, String> {
     if !t.dtype().is_float() {

@@ -285,6 +285,10 @@ pub fn eval_op(op: &Op, ins: &[Option<&Tensor>], num_outputs: usize) -> OpResult
         DynamicQuantizeLinear => quant::dynamic_quantize_linear(ins),
         MatMulInteger => linalg::matmul_integer(ins),
         QLinearMatMul => linalg::qlinear_matmul(ins),
+        MatMulIntegerToFloat { activation } => {
+            let y = linalg::matmul_integer_to_float(ins)?;
+            fused::activate(*activation, y)
+        }
         FusedMatMul { activation } => fused::fused_matmul(*activation, ins),
         Attention { num_heads, scale } => fused::attention(*num_heads, *scale, ins),
         PaddingOffsets => fused::padding_offsets(ins),

@@ -171,6 +171,13 @@ pub(crate) fn infer_node_vals(
         }),
         Op::MatMul => one(linalg::matmul(&ins, 0, 1, None, gen)?),
         Op::MatMulInteger => one(linalg::matmul(&ins, 0, 1, Some(DType::I32), gen)?),
+        Op::MatMulIntegerToFloat { .. } => {
+            let dtype = ins.dtype(2, "a_scale")?;
+            if !dtype.is_float() {
+                return Err(format!("a_scale must be floating point, got {dtype}"));
+            }
+            one(linalg::matmul(&ins, 0, 1, Some(dtype), gen)?)
+        }
         Op::QLinearMatMul => {
             let dtype = ins.opt_ty(7).map(|t| t.dtype).unwrap_or(ins.dtype(0, "a")?);
             one(linalg::matmul(&ins, 0, 3, Some(dtype), gen)?)

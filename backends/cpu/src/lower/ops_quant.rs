@@ -1,15 +1,17 @@
-//! Lowering of QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear, MatMulInteger and
-//! QLinearMatMul to the integer host kernels of `kernels/quant.rs`; parameter layouts
-//! (per tensor, per axis, blocked) follow `whittle_ir::eval::quant`.
+//! Lowering of QuantizeLinear, DequantizeLinear, DynamicQuantizeLinear and the integer
+//! products (MatMulInteger, QLinearMatMul, MatMulIntegerToFloat) to the host kernels of
+//! `kernels/quant.rs` and `kernels/qmatmul.rs`; parameter layouts (per tensor, per axis,
+//! blocked) follow `whittle_ir::eval::quant`.
 
 use super::matmul::matmul_geometry;
 use super::ops_ext::ExtOp;
 use super::{unsupported, Lowerer};
 use crate::kernels::igemm::PackedQB;
 use crate::kernels::index::dense;
-use crate::kernels::quant::{packable, IntMatMul, QLinear, Requant};
+use crate::kernels::qmatmul::{packable, IntMatMul, IntOut, Requant, Role, ToFloat};
+use crate::kernels::quant::QLinear;
 use whittle_ir::eval::util::norm_axis;
-use whittle_ir::{DType, NodeId, Op, Value};
+use whittle_ir::{Activation, DType, NodeId, Op, Value};
 use whittle_runtime::RuntimeError;
 
 /// Saturation range of a quantized dtype.
@@ -102,7 +104,9 @@ impl Lowerer<'_> {
                     Some(z) => param_index(&sx, &self.shape(z), axis, block_size).map_err(err)?,
                     None => vec![],
                 };
+                let per_tensor = s_idx.iter().chain(&z_idx).all(|&i| i == 0);
                 let q = QLinear {
+                    per_tensor,
                     quantize,
                     x_dt,
                     s_dt,
@@ -126,90 +130,143 @@ impl Lowerer<'_> {
                 let outs = [out, Value::new(id, 1), Value::new(id, 2)];
                 self.push_ext_op(id, ExtOp::DynQuant { dt, n }, &[x], &outs)?;
             }
-            Op::MatMulInteger | Op::QLinearMatMul => {
-                let q = matches!(op, Op::QLinearMatMul);
-                let (pa, pb) = if q { (0, 3) } else { (0, 1) };
-                let (pza, pzb) = if q { (2, 5) } else { (2, 3) };
-                let a = self.input_value(id, pa)?;
-                let b = self.input_value(id, pb)?;
-                let (sa, sb) = (self.shape(a), self.shape(b));
-                let (m, k, n, pairs, _) = matmul_geometry(&sa, &sb).map_err(err)?;
-                let zp = |p: usize, want: usize| -> Result<Option<(DType, usize)>, RuntimeError> {
-                    match g.input(id, p) {
-                        None => Ok(None),
-                        Some(v) => {
-                            let len = self.numel(v);
-                            if len != 1 && len != want {
-                                return Err(err(format!("zero point has {len} elements")));
-                            }
-                            Ok(Some((self.dtype(v), len)))
-                        }
-                    }
-                };
-                let (za, zb) = (zp(pza, m)?, zp(pzb, n)?);
-                for v in [a, b] {
-                    if self.dtype(v).is_float() || self.dtype(v) == DType::Bool {
-                        return Err(err("integer matrix products need integer inputs".into()));
-                    }
-                }
-                let requant = if q {
-                    let sav = self.input_value(id, 1)?;
-                    let sbv = self.input_value(id, 4)?;
-                    let out_dt = self.dtype(out);
-                    Some(Requant {
-                        s_dt: self.dtype(sav),
-                        sa_len: self.numel(sav),
-                        sb_len: self.numel(sbv),
-                        out_dt,
-                        lo_hi: q_range(out_dt)
-                            .ok_or_else(|| err(format!("unsupported type {out_dt}")))?,
-                    })
-                } else {
-                    None
-                };
-                let (a_dt, b_dt) = (self.dtype(a), self.dtype(b));
-                // A constant B of bytes is packed once for the integer GEMM.
-                let packed = match self.const_of(b) {
-                    Some(t) if packable(a_dt, b_dt, k, requant.is_some()) => {
-                        let bytes: Vec<u8> = t.to_i64_vec().iter().map(|&v| v as u8).collect();
-                        let batches = bytes.len() / (k * n).max(1);
-                        let packs = (0..batches)
-                            .map(|i| {
-                                let part = &bytes[i * k * n..(i + 1) * k * n];
-                                PackedQB::pack(part, k, n, b_dt == DType::I8)
-                            })
-                            .collect::<Result<Vec<_>, String>>();
-                        Some(packs.map_err(err)?)
-                    }
-                    _ => None,
-                };
-                let mm = IntMatMul {
-                    m,
-                    k,
-                    n,
-                    pairs,
-                    a_dt,
-                    b_dt,
-                    za,
-                    zb,
-                    requant,
-                    packed,
-                };
-                let mut ins = Vec::new();
-                let mut ports = Vec::new();
-                for p in 0..g.node(id).num_inputs {
-                    match g.input(id, p) {
-                        Some(v) => {
-                            ports.push(Some(ins.len()));
-                            ins.push(v);
-                        }
-                        None => ports.push(None),
-                    }
-                }
-                self.push_ext_op(id, ExtOp::IntMatMul { mm, ports, q }, &ins, &[out])?;
+            Op::MatMulInteger | Op::QLinearMatMul | Op::MatMulIntegerToFloat { .. } => {
+                self.int_matmul(id, &op)?
             }
             _ => return self.host_einsum(id),
         }
         Ok(true)
+    }
+
+    /// MatMulInteger, QLinearMatMul and MatMulIntegerToFloat: one integer product, its
+    /// inputs named by role, a constant byte B packed once.
+    fn int_matmul(&mut self, id: NodeId, op: &Op) -> Result<(), RuntimeError> {
+        use Role::*;
+        let g = self.g;
+        let err = |m: String| unsupported(g, id, m);
+        let out = Value::new(id, 0);
+        let layout: &[Role] = match op {
+            Op::MatMulInteger => &[A, B, Za, Zb],
+            Op::QLinearMatMul => &[A, Sa, Za, B, Sb, Zb, Sy, Zy],
+            _ => &[A, B, Sa, Sb, Za, Zb, Bias],
+        };
+        let port = |r: Role| {
+            layout
+                .iter()
+                .position(|&x| x == r)
+                .and_then(|p| g.input(id, p))
+        };
+        let (a, b) = match (port(A), port(B)) {
+            (Some(a), Some(b)) => (a, b),
+            _ => return Err(err("missing matrix input".into())),
+        };
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        let (m, k, n, pairs, _) = matmul_geometry(&sa, &sb).map_err(err)?;
+        let zp = |r: Role, want: usize| -> Result<Option<(DType, usize)>, RuntimeError> {
+            match port(r) {
+                None => Ok(None),
+                Some(v) => {
+                    let len = self.numel(v);
+                    if len != 1 && len != want {
+                        return Err(err(format!("zero point has {len} elements")));
+                    }
+                    Ok(Some((self.dtype(v), len)))
+                }
+            }
+        };
+        let (za, zb) = (zp(Za, m)?, zp(Zb, n)?);
+        for v in [a, b] {
+            if self.dtype(v).is_float() || self.dtype(v) == DType::Bool {
+                return Err(err("integer matrix products need integer inputs".into()));
+            }
+        }
+        let scale = |r: Role| port(r).ok_or_else(|| err(format!("missing {r:?} scale")));
+        let int_out = match op {
+            Op::MatMulInteger => IntOut::I32,
+            Op::QLinearMatMul => {
+                let out_dt = self.dtype(out);
+                IntOut::Requant(Requant {
+                    s_dt: self.dtype(scale(Sa)?),
+                    sa_len: self.numel(scale(Sa)?),
+                    sb_len: self.numel(scale(Sb)?),
+                    out_dt,
+                    lo_hi: q_range(out_dt)
+                        .ok_or_else(|| err(format!("unsupported type {out_dt}")))?,
+                })
+            }
+            _ => {
+                let (sav, sbv) = (scale(Sa)?, scale(Sb)?);
+                let s_dt = self.dtype(sav);
+                if !s_dt.is_float() || self.dtype(sbv) != s_dt || self.dtype(out) != s_dt {
+                    return Err(err(
+                        "a_scale, b_scale and the output need one float type".into()
+                    ));
+                }
+                if self.numel(sav) != 1 || za.is_some_and(|z| z.1 != 1) {
+                    return Err(err("a_scale and a_zero_point must be per tensor".into()));
+                }
+                let sb_len = self.numel(sbv);
+                let bias_len = port(Bias).map_or(0, |v| self.numel(v));
+                if (sb_len != 1 && sb_len != n) || (bias_len > 1 && bias_len != n) {
+                    return Err(err(format!(
+                        "b_scale ({sb_len}) and bias ({bias_len}) must have 1 or {n} elements"
+                    )));
+                }
+                if port(Bias).is_some_and(|v| self.dtype(v) != s_dt) {
+                    return Err(err("bias must have the scales' type".into()));
+                }
+                let activation = match op {
+                    Op::MatMulIntegerToFloat { activation } => *activation,
+                    _ => Activation::Linear,
+                };
+                if activation != Activation::Linear && s_dt != DType::F32 {
+                    return Err(err("a fused activation needs f32 scales".into()));
+                }
+                IntOut::Float(ToFloat {
+                    s_dt,
+                    sb_len,
+                    bias_len,
+                    activation,
+                })
+            }
+        };
+        let (a_dt, b_dt) = (self.dtype(a), self.dtype(b));
+        let requant = matches!(int_out, IntOut::Requant(_));
+        // A constant B of bytes is packed once for the integer GEMM.
+        let packed = match self.const_of(b) {
+            Some(t) if packable(a_dt, b_dt, k, requant) => {
+                let bytes: Vec<u8> = t.to_i64_vec().iter().map(|&v| v as u8).collect();
+                let batches = bytes.len() / (k * n).max(1);
+                let packs = (0..batches)
+                    .map(|i| {
+                        let part = &bytes[i * k * n..(i + 1) * k * n];
+                        PackedQB::pack(part, k, n, b_dt == DType::I8)
+                    })
+                    .collect::<Result<Vec<_>, String>>();
+                Some(packs.map_err(err)?)
+            }
+            _ => None,
+        };
+        let mm = IntMatMul {
+            m,
+            k,
+            n,
+            pairs,
+            a_dt,
+            b_dt,
+            za,
+            zb,
+            out: int_out,
+            packed,
+        };
+        let mut ins = Vec::new();
+        let mut roles = Vec::new();
+        for (p, &r) in layout.iter().enumerate() {
+            if let Some(v) = g.input(id, p) {
+                roles.push(r);
+                ins.push(v);
+            }
+        }
+        self.push_ext_op(id, ExtOp::IntMatMul { mm, roles }, &ins, &[out])
     }
 }
