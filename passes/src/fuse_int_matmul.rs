@@ -63,7 +63,7 @@ fn columns(g: &Graph, v: Value) -> Option<usize> {
 /// Whether `v` is a per-tensor value (one element) or a 1-D tensor of `n` (when known).
 fn per_column(g: &Graph, v: Value, n: Option<usize>) -> bool {
     match g.value_type(v).concrete_shape() {
-        Some(s) => s.iter().product::<usize>() == 1 || (n.is_some() && s == [n.unwrap_or(0)]),
+        Some(s) => s.iter().product::<usize>() == 1 || n.is_some_and(|n| s == [n]),
         None => false,
     }
 }
@@ -158,30 +158,21 @@ fn match_dynamic(g: &Graph, id: NodeId) -> Option<Match> {
     })
 }
 
-/// `(q, scale, zero point?)` of a DequantizeLinear per tensor, or (with `Some(n)`) per
-/// column of a matrix `q` with `n` columns (where known). (Other readers may share it: it stays until the last of them is fused.)
-fn dequantized(g: &Graph, v: Value, n: Option<Option<usize>>) -> Option<[Option<Value>; 3]> {
+/// `(q, scale, zero point?)` of a DequantizeLinear per tensor, or per column of a matrix
+/// `q` with `n` columns (when `n` is known). Other readers may share it: it stays until the
+/// last of them is fused.
+fn dequantized(g: &Graph, v: Value, n: Option<usize>) -> Option<[Option<Value>; 3]> {
     let Op::DequantizeLinear { axis, block_size } = g.node(v.node).op else {
         return None;
     };
-    if block_size != 0 {
-        return None;
-    }
     let (q, s, z) = (g.input(v.node, 0)?, g.input(v.node, 1)?, g.input(v.node, 2));
-    if !is_byte(g, q) {
+    if block_size != 0 || !is_byte(g, q) {
         return None;
     }
-    let per_tensor = |p: Value| numel(g, p) == Some(1);
-    let ok = match n {
-        None => per_tensor(s) && z.map_or(true, per_tensor),
-        Some(n) => {
-            let rank = g.value_type(q).rank()? as i64;
-            let along_columns = rank == 2 && (axis == 1 || axis == -1);
-            let fits = |p: Value| per_tensor(p) || (along_columns && per_column(g, p, n));
-            fits(s) && z.map_or(true, fits)
-        }
-    };
-    ok.then_some([Some(q), Some(s), z])
+    let along_columns = g.value_type(q).rank() == Some(2) && (axis == 1 || axis == -1);
+    // per_column(·, None) is per tensor only.
+    let fits = |p: Value| per_column(g, p, if along_columns { n } else { None });
+    (fits(s) && z.map_or(true, fits)).then_some([Some(q), Some(s), z])
 }
 
 /// `MatMul(DequantizeLinear(xq), DequantizeLinear(wq)) [→ Add(bias)] [→ activation]`.
@@ -191,7 +182,7 @@ fn match_qdq(g: &Graph, id: NodeId) -> Option<Match> {
     let n = columns(g, y);
     let dt = g.value_type(y).dtype;
     let [xq, xs, xz] = dequantized(g, x, None)?;
-    let [wq, ws, wz] = dequantized(g, w, Some(n))?;
+    let [wq, ws, wz] = dequantized(g, w, n)?;
     let (xs, ws) = (xs?, ws?);
     if g.value_type(xs).dtype != dt || g.value_type(ws).dtype != dt {
         return None;

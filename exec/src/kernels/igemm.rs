@@ -87,6 +87,25 @@ impl PackedQB {
         Self::pack_as(b, k, n, signed, QLayout::preferred())
     }
 
+    /// `batches` consecutive `k × n` matrices of `b`, each packed on its own.
+    pub fn pack_batches(
+        b: &[u8],
+        k: usize,
+        n: usize,
+        batches: usize,
+        signed: bool,
+    ) -> Result<Vec<PackedQB>, String> {
+        let size = k.checked_mul(n).ok_or("packed integer weights overflow")?;
+        (0..batches)
+            .map(|i| {
+                let part = b
+                    .get(i * size..(i + 1) * size)
+                    .ok_or("integer weights shorter than their batches")?;
+                Self::pack(part, k, n, signed)
+            })
+            .collect()
+    }
+
     /// [`PackedQB::pack`] in a given layout.
     pub fn pack_as(
         b: &[u8],

@@ -239,12 +239,8 @@ impl IntMatMul {
                 .map(|&(_, ib)| ib)
                 .max()
                 .map_or(0, |b| b + 1);
-            let packed = (0..batches)
-                .map(|ib| {
-                    let part = std::slice::from_raw_parts(p.b.add(ib * k * n), k * n);
-                    PackedQB::pack(part, k, n, self.b_dt == DType::I8)
-                })
-                .collect::<Result<Vec<_>, String>>()?;
+            let b = std::slice::from_raw_parts(p.b, batches * k * n);
+            let packed = PackedQB::pack_batches(b, k, n, batches, self.b_dt == DType::I8)?;
             return self.run_packed(&packed, &f, p, y);
         }
         let (m, k, n) = (self.m, self.k, self.n);

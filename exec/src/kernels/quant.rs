@@ -104,11 +104,13 @@ impl QLinear {
             let ys = std::slice::from_raw_parts_mut(y, n);
             let any_nan = quantize_bytes(xs, ys, sc, zp, (lo, hi), signed);
             // NaN inputs take the generic path's answer.
-            for (i, &v) in xs.iter().enumerate().filter(|_| any_nan) {
-                if v.is_nan() {
-                    let q = (v / sc).round_ties_even();
-                    let c = ((q as i128) + zp as i128).clamp(self.lo_hi.0, self.lo_hi.1);
-                    ys[i] = c as u8;
+            if any_nan {
+                for (i, &v) in xs.iter().enumerate() {
+                    if v.is_nan() {
+                        let q = (v / sc).round_ties_even();
+                        let c = ((q as i128) + zp as i128).clamp(self.lo_hi.0, self.lo_hi.1);
+                        ys[i] = c as u8;
+                    }
                 }
             }
         } else {

@@ -237,12 +237,7 @@ impl Lowerer<'_> {
             Some(t) if packable(a_dt, b_dt, k, requant) => {
                 let bytes: Vec<u8> = t.to_i64_vec().iter().map(|&v| v as u8).collect();
                 let batches = bytes.len() / (k * n).max(1);
-                let packs = (0..batches)
-                    .map(|i| {
-                        let part = &bytes[i * k * n..(i + 1) * k * n];
-                        PackedQB::pack(part, k, n, b_dt == DType::I8)
-                    })
-                    .collect::<Result<Vec<_>, String>>();
+                let packs = PackedQB::pack_batches(&bytes, k, n, batches, b_dt == DType::I8);
                 Some(packs.map_err(err)?)
             }
             _ => None,
